@@ -1,0 +1,36 @@
+/* image.c: allocation of cutout_image, the plain pixel container. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+cutout_status cutout_image_new(uint32_t width, uint32_t height,
+                               uint32_t channels, cutout_image **out)
+{
+  if (!out || width == 0 || height == 0 || channels < 1 || channels > 4)
+    return CUTOUT_EINVAL;
+  size_t stride, bytes;
+  if (cutout__mul_size(width, channels, &stride) ||
+      cutout__mul_size(stride, height, &bytes))
+    return CUTOUT_ELIMIT;
+  cutout_image *img = calloc(1, sizeof *img);
+  if (!img) return CUTOUT_ENOMEM;
+  /* calloc: large blocks come zeroed from mmap at no cost. */
+  img->pixels = calloc(1, bytes);
+  if (!img->pixels) {
+    free(img);
+    return CUTOUT_ENOMEM;
+  }
+  img->width = width;
+  img->height = height;
+  img->channels = channels;
+  img->stride = stride;
+  *out = img;
+  return CUTOUT_OK;
+}
+
+void cutout_image_free(cutout_image *img)
+{
+  if (!img) return;
+  free(img->pixels);
+  free(img);
+}
