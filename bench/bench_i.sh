@@ -3,10 +3,10 @@
 # test).  For anime-girl-1.jpg and a 6000x4000 photo it prints cutout's time
 # split (process start, engine, model read, checksum, session creation,
 # decode, preprocess, inference, postprocess, encode), the peak RSS and the
-# whole run's wall time, median of N cold runs.  When a real `rembg` is on
-# PATH (or REMBG=/path/to/rembg), the same job runs with it in A B A B
-# order and the ratios are printed; rembg cannot be installed on a machine
-# without PyPI, in which case the script says so.
+# whole run's wall time, median of N cold runs, A B A B against rembg: the
+# real `rembg` when it is on PATH (or REMBG=/path/to/rembg), else the
+# rembg-equivalent (bench/rembg_equiv.py: rembg's pipeline in Pillow/numpy
+# on the same ONNX Runtime with rembg's session options), and the ratios.
 #
 #   bench/bench_i.sh [BUILD_DIR] [RUNS]
 set -euo pipefail
@@ -19,6 +19,7 @@ PY=/usr/bin/python3
 W=$(mktemp -d /tmp/cutout-bench-XXXXXX)
 trap 'rm -rf "$W"' EXIT
 REMBG=${REMBG:-$(command -v rembg || true)}
+MODEL_FILE=$U2NET_HOME/isnet-general-use.onnx
 
 small=$CONF/inputs/anime-girl-1.jpg
 big=$here/.deps/bench/photo-6000x4000.jpg
@@ -37,9 +38,15 @@ run_cutout() { # IN OUT -> prints "wall maxrss_kb" and keeps stats in $W/stats
   cat "$W/time"
 }
 run_rembg() {
-  /usr/bin/time -f "%e %M" -o "$W/time" "$REMBG" i -m isnet-general-use "$1" "$2" 2>/dev/null
+  if [ -n "$REMBG" ]; then
+    /usr/bin/time -f "%e %M" -o "$W/time" "$REMBG" i -m isnet-general-use "$1" "$2" 2>/dev/null
+  else
+    /usr/bin/time -f "%e %M" -o "$W/time" "$PY" "$here/bench/rembg_equiv.py" i "$MODEL_FILE" "$1" "$2" 2>/dev/null
+  fi
   cat "$W/time"
 }
+RNAME=${REMBG:+rembg}
+RNAME=${RNAME:-rembg-equivalent}
 
 for img in "$small" "$big"; do
   name=$(basename "$img")
@@ -47,17 +54,13 @@ for img in "$small" "$big"; do
   : >"$W/c" ; : >"$W/r"
   for i in $(seq "$RUNS"); do
     run_cutout "$img" "$W/out.png" >>"$W/c"
-    [ -n "$REMBG" ] && run_rembg "$img" "$W/outr.png" >>"$W/r"
+    run_rembg "$img" "$W/outr.png" >>"$W/r"
   done
   echo "-- cutout: last run's split"
   sed 's/^stats: /   /' "$W/stats"
   cw=$(cut -d' ' -f1 "$W/c" | median); cm=$(cut -d' ' -f2 "$W/c" | median)
   printf 'cutout: median wall %.2f s, median peak RSS %.0f MB (%d runs)\n' "$cw" "$(echo "$cm/1024" | bc -l)" "$RUNS"
-  if [ -n "$REMBG" ]; then
-    rw=$(cut -d' ' -f1 "$W/r" | median); rm_=$(cut -d' ' -f2 "$W/r" | median)
-    printf 'rembg:  median wall %.2f s, median peak RSS %.0f MB\n' "$rw" "$(echo "$rm_/1024" | bc -l)"
-    printf 'ratio cutout/rembg: time %.2f, peak RSS %.2f\n' "$(echo "$cw/$rw" | bc -l)" "$(echo "$cm/$rm_" | bc -l)"
-  else
-    echo "rembg: not installed here (no PyPI); set REMBG=/path/to/rembg to run the A/B comparison"
-  fi
+  rw=$(cut -d' ' -f1 "$W/r" | median); rm_=$(cut -d' ' -f2 "$W/r" | median)
+  printf '%s: median wall %.2f s, median peak RSS %.0f MB\n' "$RNAME" "$rw" "$(echo "$rm_/1024" | bc -l)"
+  printf 'ratio cutout/%s: time %.2f, peak RSS %.2f\n' "$RNAME" "$(echo "$cw/$rw" | bc -l)" "$(echo "$cm/$rm_" | bc -l)"
 done

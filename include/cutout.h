@@ -299,7 +299,10 @@ CUTOUT_API cutout_model_params cutout_model_default_params(void);
 
 /* Load a model by its rembg name ("isnet-general-use") or by a path to an
  * .onnx file (any string containing '/' or ending in ".onnx").  A path gets
- * isnet-style processing unless it names a known file.
+ * isnet-style processing unless it names a known file.  "sam" loads two
+ * files, the encoder and the decoder beside it.  The input shape is read
+ * from the model (cutout_model_input_shape).  Nothing is downloaded here:
+ * see cutout_model_download.
  * (transfer full) */
 CUTOUT_API cutout_status cutout_model_load(cutout_engine *e,
                                            const char *name_or_path,
@@ -571,6 +574,9 @@ CUTOUT_API cutout_status cutout_predict_mask_batch(
  * mode (naive/premultiplied, putalpha/straight, decontaminate), then the
  * background colour, then the crop.  The result is RGBA; L with only_mask;
  * LA for a grey (L/LA) image with putalpha and no background colour.
+ * Issue #7: a model that gives several masks (u2net_cloth_seg without a
+ * cloth_category) has each one finished that way and the results stacked
+ * vertically into one RGBA image, W x 3H, as rembg's get_concat_v_multi.
  * (transfer full) */
 CUTOUT_API cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
                                        const cutout_image *img,

@@ -106,20 +106,28 @@ static char *cpulist_format(const cpu_set_t *set, char *out, size_t cap)
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) { interrupted = sig; }
 
-/* CPU seconds the whole machine spent busy since boot (/proc/stat), to
- * tell how much of a measurement other processes disturbed. */
+/* CPU seconds the allowed CPUs spent busy since boot (/proc/stat, one
+ * line per CPU), to tell how much of a measurement other processes
+ * disturbed: under --cpus only the CPUs the bench runs on matter. */
 static double machine_busy_s(void)
 {
-  unsigned long long v[8] = {0};
+  cpu_set_t mask;
+  char line[512];
+  unsigned long long sum = 0;
+  if (sched_getaffinity(0, sizeof mask, &mask)) return 0;
   FILE *f = fopen("/proc/stat", "r");
-  if (!f) return 0;
-  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
-  fclose(f);
-  if (n < 8) return 0;
-  /* user nice system [idle iowait] irq softirq steal */
-  return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) /
-         (double)sysconf(_SC_CLK_TCK);
+  while (f && fgets(line, sizeof line, f)) {
+    unsigned long long v[8] = {0};
+    int cpu;
+    if (sscanf(line, "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu", &cpu,
+               &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 9 ||
+        cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &mask))
+      continue;
+    /* user nice system [idle iowait] irq softirq steal */
+    sum += v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  }
+  if (f) fclose(f);
+  return (double)sum / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Wait (at most max_s) until other processes use less than a fifth of a
@@ -936,16 +944,20 @@ static void print_results(struct bench *b, struct config *c, int n, int json,
   printf("%-16s %-33s %8s %7s %6s %7s %7s %6s %4s %6s %6s %6s\n", "", "",
          "median s", "", "cores", "/image", "CPU ms", "MB", "thr", "vs ORT",
          "vs ORT", "load");
-  for (int i = 0; i < n; i++)
-    printf("%-16s %-33s %8.3f %7.3f %6.2f %7.2f %7.1f %6.0f %4d %5.2fx %5.2fx "
+  for (int i = 0; i < n; i++) {
+    char rl[16] = "     -", rt[16] = "     -";
+    if (base >= 0 && lat[i] > 0 && thr[base] > 0) {
+      snprintf(rl, sizeof rl, "%5.2fx", lat[base] / lat[i]);
+      snprintf(rt, sizeof rt, "%5.2fx", thr[i] / thr[base]);
+    }
+    printf("%-16s %-33s %8.3f %7.3f %6.2f %7.2f %7.1f %6.0f %4d %6s %6s "
            "%6.2f%s\n",
            c[i].name, c[i].plan, lat[i], thr[i],
            c[i].wall > 0 ? c[i].cpu / c[i].wall : 0,
            c[i].nlat ? c[i].cpu / c[i].nlat : 0, idle[i], c[i].rss_mb,
-           c[i].pool_threads,
-           base >= 0 && lat[i] > 0 ? lat[base] / lat[i] : 0,
-           base >= 0 && thr[base] > 0 ? thr[i] / thr[base] : 0, other[i],
+           c[i].pool_threads, rl, rt, other[i],
            c[i].escaped[0] ? " *" : c[i].disturbed ? " !" : "");
+  }
   for (int i = 0; i < n; i++)
     if (c[i].escaped[0])
       printf("* %s: a thread was pinned outside the allowed CPUs (%s), so it "

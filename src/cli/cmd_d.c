@@ -43,6 +43,7 @@ struct bar {
   int tty;       /* draw at all */
   int drawn;     /* a bar line is on screen (needs a newline) */
   int fetched;   /* something was downloaded */
+  int full;      /* the 100% bar is drawn */
   double t0, last;
   char file[160];
 };
@@ -74,10 +75,12 @@ static void on_progress(void *user, const char *file, uint64_t done,
     snprintf(b->file, sizeof b->file, "%s", file);
     b->t0 = now;
     b->last = 0;
+    b->full = 0;
   }
   if (!b->tty) return;
   int finished = total && done >= total;
-  if (!finished && now - b->last < 0.1) return; /* 10 redraws a second */
+  if (finished ? b->full : now - b->last < 0.1) return; /* 10 a second */
+  b->full = finished;
   b->last = now;
   char d[32], t[32] = "?", r[32];
   human((double)done, d, sizeof d);
@@ -107,13 +110,24 @@ int cli_model_prepare(const struct cli_opts *o, cutout_model_params *mp,
   /* a path, a custom model, or a model rembg does not publish: nothing to
    * fetch, and cutout_model_load says what is missing */
   if (!info || (!info->url && strcmp(info->family, "sam") != 0)) return 0;
-  struct bar b = {isatty(2), 0, 0, 0, 0, ""};
+  struct bar b = {isatty(2), 0, 0, 0, 0, 0, ""};
   cutout_download_params dp = cutout_download_default_params();
   dp.progress = on_progress;
   dp.progress_user = &b;
-  cutout_status st = cutout_model_download(o->model, mp, &dp, err, errlen);
+  char path[4096] = "", why[1024];
+  int present = 0;
+  cutout_model_locate(o->model, mp, path, sizeof path, NULL, &present, NULL);
+  cutout_status st = cutout_model_download(o->model, mp, &dp, why,
+                                           sizeof why);
   bar_end(&b);
-  return st ? -1 : 0;
+  if (!st) return 0;
+  if (!present)
+    snprintf(err, errlen, "model %s: %s not found, and downloading it "
+             "failed: %s (`cutout d %s` retries; --offline never "
+             "downloads)", o->model, path, why, o->model);
+  else
+    snprintf(err, errlen, "model %s: %s", o->model, why);
+  return -1;
 }
 
 /* ---- cutout d ---------------------------------------------------------- */
@@ -123,7 +137,7 @@ static int fetch_one(const char *name, const cutout_model_params *mp,
 {
   char err[1024], path[4096];
   uint64_t bytes = 0;
-  struct bar b = {isatty(2), 0, 0, 0, 0, ""};
+  struct bar b = {isatty(2), 0, 0, 0, 0, 0, ""};
   cutout_download_params dp = *base;
   dp.progress = on_progress;
   dp.progress_user = &b;

@@ -88,7 +88,7 @@ int cmd_models(int argc, char **argv)
     arr = cJSON_AddArrayToObject(root, "models");
   } else {
     printf("Model folder: %s\n\n", dir);
-    printf("%-22s %-16s %-9s %-9s %9s  %s\n", "NAME", "FAMILY", "INPUT",
+    printf("%-22s %-16s %-10s %-9s %9s  %s\n", "NAME", "FAMILY", "INPUT",
            "STATUS", "ON DISK", "FILE / NOTE");
   }
   for (size_t i = 0; i < cutout_model_count(); i++) {
@@ -138,7 +138,7 @@ int cmd_models(int argc, char **argv)
     } else {
       const char *file = *path ? strrchr(path, '/') : NULL;
       file = file ? file + 1 : *path ? path : "-";
-      printf("%-22s %-16s %-9s %-9s %9s  %s%s%s\n", in->name, in->family,
+      printf("%-22s %-16s %-10s %-9s %9s  %s%s%s\n", in->name, in->family,
              input_text(in, inp, sizeof inp), status, size, file,
              in->note ? "; " : "", in->note ? in->note : "");
     }

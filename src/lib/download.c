@@ -46,7 +46,10 @@ cutout_download_params cutout_download_default_params(void)
 /* curl_global_init is not thread-safe in every libcurl: run it once. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
-static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void)
+{
+  curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* ------------------------------------------------------------------------
  * Checksums
@@ -131,6 +134,10 @@ struct xfer {
   int bad_status;    /* an HTTP error: the body is not the file */
   int bad_range;     /* a 206 for another range than asked */
   int write_errno;
+  int stalled;       /* no byte for `stall` seconds */
+  int stall;
+  double last_byte;  /* monotonic time of the last byte (or the start) */
+  uint64_t last_now;
   long range_start;  /* from Content-Range, -1 if none */
   const cutout_download_params *dp;
   const char *label;
@@ -197,6 +204,17 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
   struct xfer *x = arg;
   (void)ultotal;
   (void)ulnow;
+  /* libcurl calls this about once a second even when nothing arrives:
+   * a stall is a stretch without a single byte (libcurl's own low-speed
+   * check averages over a window and fires seconds late) */
+  double now = cutout__now();
+  if ((uint64_t)dlnow > x->last_now) {
+    x->last_now = (uint64_t)dlnow;
+    x->last_byte = now;
+  } else if (now - x->last_byte >= (double)x->stall) {
+    x->stalled = 1;
+    return 1;
+  }
   if (x->dp->progress && x->checked && !x->bad_status)
     x->dp->progress(x->dp->progress_user, x->label,
                     x->offset + (uint64_t)dlnow,
@@ -252,6 +270,8 @@ static cutout_status fetch(const char *url, int fd,
     x.fd = fd;
     x.offset = (uint64_t)sb.st_size;
     x.range_start = -1;
+    x.stall = stall;
+    x.last_byte = cutout__now();
     x.dp = dp;
     x.label = label;
     char range[48];
@@ -263,15 +283,19 @@ static cutout_status fetch(const char *url, int fd,
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* GitHub -> its CDN */
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string forms */
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS,
+                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS,
+                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
     curl_easy_setopt(c, CURLOPT_USERAGENT, "cutout/" CUTOUT_VERSION_STRING);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads may call us */
+    /* a stall, not a slow line, is what fails (see on_progress) */
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, (long)stall);
-    /* a stall, not a slow line, is what fails: under 1 byte/s for
-     * `stall` seconds, waiting for the response included */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)stall);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
@@ -318,7 +342,7 @@ static cutout_status fetch(const char *url, int fd,
     }
     /* a broken or stalled transfer: resume while it makes progress */
     if (x.got > 0 && attempt < retries) continue;
-    if (rc == CURLE_OPERATION_TIMEDOUT)
+    if (x.stalled || rc == CURLE_OPERATION_TIMEDOUT)
       st = cutout__err(err, CUTOUT_EIO,
                        "%s: %s: no data for %d s, gave up after %d "
                        "attempt%s (set CUTOUT_DOWNLOAD_TIMEOUT to wait longer)",

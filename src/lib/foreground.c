@@ -64,20 +64,89 @@ static const float REG = 1e-5f;
 static const float GW = 1.0f;
 
 /* Python's max(0.0, min(1.0, v)): min(a, b) is b if b < a else a, max(a,
- * b) is b if b > a else a.  SSE2's minsd/maxsd compute exactly that (NaN
+ * b) is b if b > a else a.  SSE2's minpd/maxpd compute exactly that (NaN
  * and signed zeros included) without the branches gcc emits for the
  * ternaries, which mispredict wherever colours saturate. */
+#if !defined(__SSE2__)
 static inline double clamp01(double v)
 {
-#if defined(__SSE2__)
-  __m128d x = _mm_min_sd(_mm_set_sd(v), _mm_set_sd(1.0));
-  return _mm_cvtsd_f64(_mm_max_sd(x, _mm_set_sd(0.0)));
-#else
   v = v < 1.0 ? v : 1.0;
   return v > 0.0 ? v : 0.0;
-#endif
 }
+#endif
 
+/*
+ * The update of pixel x of a row: src its input colour, arow/aup/adn the
+ * alpha rows (this, above, below; clamped), frow/fup/fdn the F,B rows, xl
+ * and xr the clamped left and right columns.  Every float32 and float64
+ * operation is numba's, in its order (see the file comment).
+ */
+#if defined(__SSE2__)
+/* SSE2: the three colour channels in the lanes of one vector (F) and
+ * another (B); lanes compute exactly what the scalar code does.  The
+ * fourth lane holds a neighbour's value and is never stored.  F,B rows
+ * carry padding so the unaligned 4-float loads stay inside the buffer. */
+static inline __attribute__((always_inline)) void
+update_pixel(const float *restrict lut, const uint8_t *restrict src,
+             const float *arow, const float *aup, const float *adn,
+             float *frow, const float *fup, const float *fdn, size_t x,
+             size_t xl, size_t xr)
+{
+  const float a0 = arow[x];
+  const double a1 = 1.0 - (double)a0;
+  float a00 = a0 * a0;
+  const double a01 = (double)a0 * a1;
+  double a11 = a1 * a1;
+  const __m128 im = _mm_setr_ps(lut[src[0]], lut[src[1]], lut[src[2]], 0.0f);
+  __m128 f = _mm_mul_ps(_mm_set1_ps(a0), im);
+  const __m128d va1 = _mm_set1_pd(a1);
+  __m128 g = _mm_movelh_ps(
+      _mm_cvtpd_ps(_mm_mul_pd(va1, _mm_cvtps_pd(im))),
+      _mm_cvtpd_ps(_mm_mul_pd(va1, _mm_cvtps_pd(_mm_movehl_ps(im, im)))));
+#define NEIGHBOUR(A, N)                                                    \
+  do {                                                                     \
+    const float gradient_ = fabsf(a0 - (A));                               \
+    const float da_ = REG + GW * gradient_;                                \
+    const float *n_ = (N);                                                 \
+    a00 += da_;                                                            \
+    a11 += (double)da_;                                                    \
+    const __m128 vda_ = _mm_set1_ps(da_);                                  \
+    f = _mm_add_ps(f, _mm_mul_ps(vda_, _mm_loadu_ps(n_)));                 \
+    g = _mm_add_ps(g, _mm_mul_ps(vda_, _mm_loadu_ps(n_ + 3)));             \
+  } while (0)
+  NEIGHBOUR(arow[xl], frow + 6 * xl); /* left, right, up, down */
+  NEIGHBOUR(arow[xr], frow + 6 * xr);
+  NEIGHBOUR(aup[x], fup + 6 * x);
+  NEIGHBOUR(adn[x], fdn + 6 * x);
+#undef NEIGHBOUR
+  const double det = (double)a00 * a11 - a01 * a01;
+  const double inv_det = 1.0 / det;
+  const __m128d b00 = _mm_set1_pd(inv_det * a11);
+  const __m128d b01 = _mm_set1_pd(inv_det * -a01);
+  const __m128d b11 = _mm_set1_pd(inv_det * (double)a00);
+  const __m128d one = _mm_set1_pd(1.0), zero = _mm_setzero_pd();
+  const __m128d flo = _mm_cvtps_pd(f), fhi = _mm_cvtps_pd(_mm_movehl_ps(f, f));
+  const __m128d glo = _mm_cvtps_pd(g), ghi = _mm_cvtps_pd(_mm_movehl_ps(g, g));
+#define CLAMP01(v) _mm_max_pd(_mm_min_pd((v), one), zero)
+  const __m128d Flo =
+      CLAMP01(_mm_add_pd(_mm_mul_pd(b00, flo), _mm_mul_pd(b01, glo)));
+  const __m128d Fhi =
+      CLAMP01(_mm_add_pd(_mm_mul_pd(b00, fhi), _mm_mul_pd(b01, ghi)));
+  const __m128d Blo =
+      CLAMP01(_mm_add_pd(_mm_mul_pd(b01, flo), _mm_mul_pd(b11, glo)));
+  const __m128d Bhi =
+      CLAMP01(_mm_add_pd(_mm_mul_pd(b01, fhi), _mm_mul_pd(b11, ghi)));
+#undef CLAMP01
+  const __m128 F = _mm_movelh_ps(_mm_cvtpd_ps(Flo), _mm_cvtpd_ps(Fhi));
+  const __m128 B = _mm_movelh_ps(_mm_cvtpd_ps(Blo), _mm_cvtpd_ps(Bhi));
+  float *o = frow + 6 * x;
+  /* o[3] briefly holds F's spare lane: nobody reads this pixel now */
+  _mm_storeu_ps(o, F);
+  _mm_store_ss(o + 3, B);
+  _mm_storel_pi((__m64 *)(void *)(o + 4),
+                _mm_shuffle_ps(B, B, _MM_SHUFFLE(3, 3, 2, 1)));
+}
+#else
 /* One neighbour's terms, in pymatting's order of operations. */
 #define NEIGHBOUR(A, N)                                                    \
   do {                                                                     \
@@ -94,9 +163,7 @@ static inline double clamp01(double v)
     g2 += da_ * n_[5];                                                     \
   } while (0)
 
-/* The update of pixel x of a row: src its input colour, arow/aup/adn the
- * alpha rows (this, above, below; clamped), frow/fup/fdn the F,B rows. */
-static inline __attribute__((always_inline)) void update_pixel(const float *restrict lut,
+static inline void update_pixel(const float *restrict lut,
                                 const uint8_t *restrict src,
                                 const float *arow, const float *aup,
                                 const float *adn, float *frow,
@@ -112,8 +179,7 @@ static inline __attribute__((always_inline)) void update_pixel(const float *rest
   float f0 = a0 * i0, f1 = a0 * i1, f2 = a0 * i2;
   float g0 = (float)(a1 * (double)i0), g1 = (float)(a1 * (double)i1),
         g2 = (float)(a1 * (double)i2);
-  /* left, right, up, down */
-  NEIGHBOUR(arow[xl], frow + 6 * xl);
+  NEIGHBOUR(arow[xl], frow + 6 * xl); /* left, right, up, down */
   NEIGHBOUR(arow[xr], frow + 6 * xr);
   NEIGHBOUR(aup[x], fup + 6 * x);
   NEIGHBOUR(adn[x], fdn + 6 * x);
@@ -130,6 +196,8 @@ static inline __attribute__((always_inline)) void update_pixel(const float *rest
   o[4] = (float)clamp01(b01 * (double)f1 + b11 * (double)g1);
   o[5] = (float)clamp01(b01 * (double)f2 + b11 * (double)g2);
 }
+#undef NEIGHBOUR
+#endif
 
 /* The rows a pixel update reads and writes. */
 struct rowset {
@@ -342,8 +410,10 @@ cutout_status cutout__foreground_ml(const cutout_image *rgb,
           alev[(size_t)y * w + x] = alpha[(size_t)ys[y] * w0 + xs[x]];
       al = alev;
     }
-    cur = malloc(npx * 6 * sizeof *cur);
+    /* +4: the SIMD kernel's 4-float loads of a row's last B */
+    cur = malloc((npx * 6 + 4) * sizeof *cur);
     if (!cur) goto oom;
+    memset(cur + npx * 6, 0, 4 * sizeof *cur);
     {
       /* F and B of the previous level, nearest-resized */
       uint32_t *px = malloc((size_t)w * sizeof *px);

@@ -110,7 +110,9 @@ void cutout__team_pause(unsigned *spins);
 enum cutout__precond {
   CUTOUT_PRECOND_NONE = 0,
   CUTOUT_PRECOND_JACOBI,
-  CUTOUT_PRECOND_IC0 /* incomplete Cholesky, zero fill (default) */
+  CUTOUT_PRECOND_IC0, /* incomplete Cholesky, zero fill */
+  CUTOUT_PRECOND_ICT  /* incomplete Cholesky with a drop threshold, as
+                         pymatting's ichol (default) */
 };
 
 /*
@@ -145,6 +147,8 @@ struct cutout__pcg_result {
   int iterations;
   double rel_residual;  /* ||r|| / ||b|| at the end */
   double shift;         /* diagonal shift the factorisation needed */
+  double threshold;     /* ICT: the drop threshold it used */
+  size_t factor_nnz;    /* entries of the factor (IC0, ICT) */
   double t_setup, t_solve; /* seconds */
 };
 

@@ -658,7 +658,8 @@ cutout_status cutout_model_load(cutout_engine *e, const char *name_or_path,
       st = cutout__err(err, CUTOUT_EMODEL,
                        "model %s: file %s not found (%s; with the name %s)",
                        row->info.name, path, how_to_get(row),
-                       row->info.file ? row->info.file : "you chose");
+                       row->custom ? "you chose"
+                       : strrchr(path, '/') ? strrchr(path, '/') + 1 : path);
     else
       st = cutout__err(err, CUTOUT_EMODEL, "model file %s: %s", path,
                        strerror(e0));

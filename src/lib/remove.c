@@ -6,6 +6,9 @@
  *   -> (x - mean) / std (float64) -> float32 NCHW -> Run (first output only)
  *   -> [sigmoid] -> min-max in float32 -> [clip] -> *255 -> truncating uint8
  *   -> LANCZOS back to the image size.
+ * Families whose predict() differs live in family_cloth.c (u2net_cloth_seg:
+ * several masks, which remove() finishes one by one and stacks) and
+ * family_sam.c (sam: encoder, prompt, decoder); predict_masks() dispatches.
  */
 #include "engine.h"
 #include "family.h" /* issue #7 */

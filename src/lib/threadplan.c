@@ -539,7 +539,8 @@ static void plan_auto(struct cutout__plan *pl)
       REASON(CUTOUT_F_WORKERS, "latency: one image at a time");
     }
     if (e->intra_threads < 0 && numa_node >= 0) {
-      e->intra_threads = t->node_cores[numa_node];
+      int n = t->node_cores[numa_node];
+      e->intra_threads = n < U ? n : U; /* a quota still caps it */
       REASON(CUTOUT_F_INTRA, "latency on a %d-node NUMA machine: the %d "
                              "physical cores of node %d (threads stay on one "
                              "node)", t->nodes, e->intra_threads,
@@ -547,9 +548,13 @@ static void plan_auto(struct cutout__plan *pl)
     } else if (e->intra_threads < 0) {
       int n = U / (e->workers * per_run);
       e->intra_threads = n < 1 ? 1 : n;
-      REASON(CUTOUT_F_INTRA, "latency: all %d usable CPUs for one image%s (%s)",
-             U, parallel ? ", divided by the inter-op threads" : "",
-             t->usable_why);
+      if (e->workers > 1 || parallel)
+        REASON(CUTOUT_F_INTRA, "latency: %d usable CPUs / (%d worker%s x %d "
+                               "inter-op) (%s)", U, e->workers,
+               e->workers == 1 ? "" : "s", per_run, t->usable_why);
+      else
+        REASON(CUTOUT_F_INTRA, "latency: all %d usable CPUs for one image (%s)",
+               U, t->usable_why);
     }
   } else {
     if (e->intra_threads < 0 && e->workers < 0) {

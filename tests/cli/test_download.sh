@@ -151,7 +151,7 @@ else bad "sam vit_h"; fi
 # 9. `cutout d` alone: everything rembg publishes; the custom models are
 # skipped, not failed
 H=$T/h9
-if MODEL_CHECKSUM_DISABLED=1 d all "$H" && grep -q "No models specified, downloading all models" "$T/err" &&
+if MODEL_CHECKSUM_DISABLED=1 d ok/all "$H" && grep -q "No models specified, downloading all models" "$T/err" &&
   grep -q "u2net_custom: skipped" "$T/err" && grep -q "dis_custom: skipped" "$T/err" &&
   grep -q "ben_custom: skipped" "$T/err" && ! grep -q "cutout:" "$T/err" && clean "$H"; then ok
 else bad "d without arguments"; fi
@@ -159,9 +159,9 @@ missing=$(U2NET_HOME=$H MODEL_CHECKSUM_DISABLED=1 "$BIN" models --json | "$PY" -
 import json, sys
 print(" ".join(m["name"] for m in json.load(sys.stdin)["models"] if m["downloadable"] and not m["present"]))')
 if [ -z "$missing" ]; then ok; else bad "not downloaded by d: $missing"; fi
-if ! d all "$T/h9b" nosuchmodel u2netp && grep -q "no model found: nosuchmodel" "$T/err" &&
+if ! d ok/all "$T/h9b" nosuchmodel u2netp && grep -q "no model found: nosuchmodel" "$T/err" &&
   [ ! -e "$T/h9b/u2netp.onnx" ]; then ok; else bad "unknown model"; fi
-if ! MODEL_CHECKSUM_DISABLED=1 d all "$T/h9c" u2net_custom && grep -q "nothing to download" "$T/err"; then ok
+if ! MODEL_CHECKSUM_DISABLED=1 d ok/all "$T/h9c" u2net_custom && grep -q "nothing to download" "$T/err"; then ok
 else bad "d u2net_custom"; fi
 
 # 10. first use: cutout i fetches the model (a real tiny one here);

@@ -13,9 +13,9 @@ else is exact.  Also: the cc / cloth_category extras, SAM prompts (points,
 rectangles, errors), custom models inside and outside the model folder,
 execution providers, `cutout models` and the providers in `cutout config`.
 """
-import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -248,7 +248,11 @@ def main():
     for f in failures:
         print("FAIL", f)
     print(f"{count} comparisons, {len(failures)} failures")
-    return 1 if failures else 0
+    if failures:
+        print("inputs and outputs kept in", TMP)
+        return 1
+    shutil.rmtree(TMP, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
