@@ -170,6 +170,7 @@ struct job {
   atomic_int next;
   int limit;
   double *lat; /* per run, or NULL (warm-up) */
+  double *t_beg, *t_end; /* per run: start and end (cli_now), or NULL */
   atomic_int failed;
   char err[512];
 };
@@ -199,6 +200,10 @@ static void *job_worker(void *arg)
       break;
     }
     if (j->lat) j->lat[i] = t1 - t0;
+    if (j->t_beg) {
+      j->t_beg[i] = t0;
+      j->t_end[i] = t1;
+    }
   }
   cutout_ctx_free(c);
   return NULL;
@@ -267,6 +272,36 @@ static void threads_mask(cpu_set_t *all, int *nthreads, int *npool)
     if (f) fclose(f);
   }
   if (d) closedir(d);
+}
+
+/* Throughput in steady state: several workers end a block unevenly (the
+ * last one runs alone while the others idle), a tail that a continuous
+ * stream never has.  So the window ends when the first worker finds no
+ * more work, i.e. at the earliest "last end" among the workers; images
+ * are counted by the fraction of them inside the window.  With one
+ * worker the window is the whole block. */
+static void steady_window(const double *beg, const double *end, int n,
+                          int callers, double t0, double *window,
+                          double *work)
+{
+  /* Once the first worker stops (the queue is empty), each other worker
+   * only finishes the run it has in flight: so the first stop is the
+   * callers-th latest run end. */
+  double *e = malloc((size_t)n * sizeof *e);
+  double stop = 0;
+  if (!e) return;
+  memcpy(e, end, (size_t)n * sizeof *e);
+  qsort(e, (size_t)n, sizeof *e, cmp_double);
+  int k = callers < n ? callers : n;
+  stop = e[n - k];
+  free(e);
+  double done = 0;
+  for (int i = 0; i < n; i++) {
+    double a = beg[i] > t0 ? beg[i] : t0, b = end[i] < stop ? end[i] : stop;
+    if (b > a && end[i] > beg[i]) done += (b - a) / (end[i] - beg[i]);
+  }
+  *window = stop - t0;
+  *work = done;
 }
 
 static void plan_text(const cutout_engine_params *e, int callers, char *out,
@@ -359,8 +394,9 @@ static int child_main(int argc, char **argv)
     if (!(imgs[0] = synthetic_image())) goto fail;
     nimg = 1;
   }
-  lat = calloc((size_t)runs, sizeof *lat);
+  lat = calloc((size_t)runs * 3, sizeof *lat);
   if (!lat) goto fail;
+  double *t_beg = lat + runs, *t_end = lat + 2 * runs;
   j.eng = eng;
   j.model = model;
   j.imgs = imgs;
@@ -369,9 +405,14 @@ static int child_main(int argc, char **argv)
 
   /* Warm-up: every caller once per warm-up round (arena, memory plan). */
   if (warmup > 0 && run_block(&j, callers, warmup * callers, NULL)) goto jfail;
+  j.t_beg = t_beg;
+  j.t_end = t_end;
   double w0 = cli_now(), c0 = cpu_now();
   if (run_block(&j, callers, runs, lat)) goto jfail;
   double wall = cli_now() - w0, cpu = cpu_now() - c0;
+  double window = wall, work = runs;
+  if (callers > 1)
+    steady_window(t_beg, t_end, runs, callers, w0, &window, &work);
   /* What the pool burns while nothing runs (spinning workers). */
   double i0 = cpu_now();
   struct timespec idle = {0, IDLE_MS * 1000000L};
@@ -390,6 +431,7 @@ static int child_main(int argc, char **argv)
   printf("plan %s\n", plan);
   printf("callers %d\nload_s %.6f\nwall %.6f\ncpu %.6f\nidle_ms %.3f\n",
          callers, load_s, wall, cpu, idle_cpu * 1000.0);
+  printf("steady %.6f %.6f\n", window, work);
   printf("threads %d %d\nescaped %s\nlat", nthreads, npool,
          *escaped ? escaped : "-");
   for (int i = 0; i < runs; i++) printf(" %.6f", lat[i]);
@@ -585,6 +627,7 @@ struct config {
   double *lat;
   int nlat;
   double wall, cpu, idle[64], other[64], rss_mb, load_s;
+  double window, work; /* steady-state time and images done in it */
   int rounds_done, pool_threads, callers_used;
   int disturbed; /* rounds kept although other load exceeded max_other */
   char plan[160], escaped[256];
@@ -767,12 +810,13 @@ static int run_child(struct bench *b, struct config *k, int last_try,
   }
   if (other > b->max_other) k->disturbed++;
   /* Parse the report. */
-  double wall = 0, cpu = 0, idle = 0, load = 0;
+  double wall = 0, cpu = 0, idle = 0, load = 0, window = 0, work = 0;
   for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
     if (strncmp(line, "plan ", 5) == 0) {
       snprintf(k->plan, sizeof k->plan, "%s", line + 5);
     } else if (sscanf(line, "callers %d", &k->callers_used) == 1) {
     } else if (sscanf(line, "load_s %lf", &load) == 1) {
+    } else if (sscanf(line, "steady %lf %lf", &window, &work) == 2) {
     } else if (sscanf(line, "wall %lf", &wall) == 1) {
     } else if (sscanf(line, "cpu %lf", &cpu) == 1) {
     } else if (sscanf(line, "idle_ms %lf", &idle) == 1) {
@@ -796,6 +840,8 @@ static int run_child(struct bench *b, struct config *k, int last_try,
   free(out);
   k->wall += wall;
   k->cpu += cpu;
+  k->window += window;
+  k->work += work;
   k->load_s += load;
   if (k->rounds_done < 64) {
     k->idle[k->rounds_done] = idle;
@@ -889,6 +935,29 @@ static int parse_count(const char *s, int lo, int hi, int *out)
   return 0;
 }
 
+/* Latency of a configuration: the median of each image's runs, averaged
+ * over the images.  Images of different sizes make the pooled samples
+ * multi-modal, and a pooled median would jump between the modes. */
+static double image_latency(const struct bench *b, const struct config *k)
+{
+  int nimg = b->nfiles > 0 ? b->nfiles : 1;
+  double *tmp = malloc((size_t)(k->nlat ? k->nlat : 1) * sizeof *tmp);
+  double sum = 0;
+  int used = 0;
+  if (!tmp) return 0;
+  for (int img = 0; img < nimg; img++) {
+    int m = 0;
+    for (int j = 0; j < k->nlat; j++)
+      if ((j % b->runs) % nimg == img) tmp[m++] = k->lat[j];
+    if (m) {
+      sum += median(tmp, m);
+      used++;
+    }
+  }
+  free(tmp);
+  return used ? sum / used : 0;
+}
+
 static void print_results(struct bench *b, struct config *c, int n, int json,
                           const char *cpus, double quota)
 {
@@ -896,11 +965,8 @@ static void print_results(struct bench *b, struct config *c, int n, int json,
   double lat[MAX_CONFIGS], thr[MAX_CONFIGS], idle[MAX_CONFIGS];
   double other[MAX_CONFIGS];
   for (int i = 0; i < n; i++) {
-    double *tmp = malloc((size_t)(c[i].nlat ? c[i].nlat : 1) * sizeof *tmp);
-    if (tmp) memcpy(tmp, c[i].lat, (size_t)c[i].nlat * sizeof *tmp);
-    lat[i] = tmp ? median(tmp, c[i].nlat) : 0;
-    free(tmp);
-    thr[i] = c[i].wall > 0 ? c[i].nlat / c[i].wall : 0;
+    lat[i] = image_latency(b, &c[i]);
+    thr[i] = c[i].window > 0 ? c[i].work / c[i].window : 0;
     int nr = c[i].rounds_done < 64 ? c[i].rounds_done : 64;
     idle[i] = median(c[i].idle, nr);
     other[i] = 0;
@@ -942,7 +1008,7 @@ static void print_results(struct bench *b, struct config *c, int n, int json,
          "plan", "latency", "img/s", "CPU", "CPU s", "idle", "RSS", "ORT",
          "lat", "img/s", "other");
   printf("%-16s %-33s %8s %7s %6s %7s %7s %6s %4s %6s %6s %6s\n", "", "",
-         "median s", "", "cores", "/image", "CPU ms", "MB", "thr", "vs ORT",
+         "s/image", "", "cores", "/image", "CPU ms", "MB", "thr", "vs ORT",
          "vs ORT", "load");
   for (int i = 0; i < n; i++) {
     char rl[16] = "     -", rt[16] = "     -";
@@ -967,10 +1033,11 @@ static void print_results(struct bench *b, struct config *c, int n, int json,
       printf("! %s: %d round%s kept after 3 tries with other processes busy "
              "(see other load)\n", c[i].name, c[i].disturbed,
              c[i].disturbed == 1 ? "" : "s");
-  printf("\nlatency: median s per image; img/s: images / wall s; CPU cores: "
-         "CPU s / wall s;\nidle CPU ms: CPU burnt in the %d ms after the last "
-         "run; RSS: the process's peak;\nORT thr: pool threads; other load: "
-         "CPU cores other processes used meanwhile (max).\n", IDLE_MS);
+  printf("\nlatency: s per image (each image's median, averaged); img/s: "
+         "images per s while\nevery worker is busy; CPU cores: CPU s / wall "
+         "s; idle CPU ms: CPU burnt in the\n%d ms after the last run; RSS: "
+         "the process's peak; ORT thr: pool threads;\nother load: CPU cores "
+         "other processes used meanwhile (max over rounds).\n", IDLE_MS);
   for (int i = 0; i < n; i++) {
     int want = strcmp(c[i].name, "auto-latency") == 0   ? 1
                : strcmp(c[i].name, "auto-throughput") == 0 ? 2 : 0;
@@ -981,8 +1048,8 @@ static void print_results(struct bench *b, struct config *c, int n, int json,
     double gap = want == 1 ? mine / top - 1 : 1 - mine / top;
     printf("%s: %s %s %.3f%s; best %s %.3f (%s): %s\n",
            want == 1 ? "latency" : "throughput", c[i].name,
-           want == 1 ? "median" : "img/s", mine, want == 1 ? " s" : "",
-           want == 1 ? "median" : "img/s", top, c[best].name,
+           want == 1 ? "latency" : "img/s", mine, want == 1 ? " s" : "",
+           want == 1 ? "latency" : "img/s", top, c[best].name,
            i == best ? "auto is the best row"
            : gap <= 0.05 ? "auto within 5% of the best" : "auto NOT within 5%");
   }

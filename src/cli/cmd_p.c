@@ -108,7 +108,8 @@ static void walk(struct batch *b, const char *dir, int depth)
     if (names[n]) n++;
   }
   closedir(d);
-  qsort(names, n, sizeof *names, cmp_str);
+  /* an empty folder leaves names NULL, which qsort may not take (UBSan) */
+  if (n > 1) qsort(names, n, sizeof *names, cmp_str);
   for (size_t i = 0; i < n; i++) {
     char p[PATH_MAX];
     if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, names[i]) < sizeof p &&

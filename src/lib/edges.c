@@ -153,7 +153,8 @@ cutout_status cutout__edge_check(const cutout_remove_params *p, char *err)
   if (p->am_erode < 0 || p->am_erode > MAX_ERODE)
     return cutout__err(err, CUTOUT_EINVAL, "alpha matting erode size must "
                        "be 0-%d (got %d)", MAX_ERODE, p->am_erode);
-  if (p->edge < CUTOUT_EDGE_PREMULTIPLIED || p->edge > CUTOUT_EDGE_DECONTAMINATE)
+  if (p->edge < CUTOUT_EDGE_PREMULTIPLIED ||
+      p->edge > CUTOUT_EDGE_DECONTAMINATE)
     return cutout__err(err, CUTOUT_EINVAL, "unknown edge mode %d", p->edge);
   return CUTOUT_OK;
 }
@@ -187,8 +188,10 @@ cutout_status cutout__edge_cutout(cutout_ctx *c, const cutout_image *img,
     mp.erode = p->am_erode;
     mp.nthreads = c->io_threads;
     mp.cancel = &c->canceled;
-    st = cutout__alpha_matting(img, mask, &mp, out, NULL, c->warnmsg,
-                               c->errmsg);
+    char warn[CUTOUT_ERRMSG_MAX];
+    st = cutout__alpha_matting(img, mask, &mp, out, NULL, warn, c->errmsg);
+    if (!st && !*out && !c->warnmsg[0]) /* the first part's reason wins */
+      snprintf(c->warnmsg, sizeof c->warnmsg, "%s", warn);
     if (st || *out) goto done;
     /* rembg's except ValueError: the plain cutout (2.0.77: putalpha or
      * naive; upstream: decontaminate), chosen by the edge mode */
@@ -198,12 +201,12 @@ cutout_status cutout__edge_cutout(cutout_ctx *c, const cutout_image *img,
                                c->errmsg);
     goto done;
   }
-  cutout__stage_end(&k, &c->times, CUTOUT_STAGE_MATTING);
+  cutout__stage_add(&k, &c->times, CUTOUT_STAGE_MATTING);
   return edge == CUTOUT_EDGE_STRAIGHT
              ? cutout__putalpha(img, mask, out, c->errmsg)
              : cutout__naive_cutout(img, mask, c->io_threads, out, c->errmsg);
 done:
-  cutout__stage_end(&k, &c->times, CUTOUT_STAGE_MATTING);
+  cutout__stage_add(&k, &c->times, CUTOUT_STAGE_MATTING);
   if (st == CUTOUT_ECANCELED) clear_cancel(c);
   return st;
 }

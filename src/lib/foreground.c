@@ -222,8 +222,8 @@ static inline void rowset_at(const struct fg_job *j, uint32_t y,
   r->srow = j->img->pixels + (size_t)lv->ys[y] * j->img->stride;
 }
 
-static inline __attribute__((always_inline)) void update_at(const struct fg_job *j, const struct rowset *r,
-                             size_t x)
+static inline __attribute__((always_inline)) void
+update_at(const struct fg_job *j, const struct rowset *r, size_t x)
 {
   const size_t w = j->lv->w;
   const size_t xl = x > 0 ? x - 1 : 0, xr = x + 1 < w ? x + 1 : w - 1;

@@ -568,7 +568,8 @@ static void system_fill(void *arg, size_t begin, size_t end)
       for (long cx = xi - 1; cx <= xi + 1; cx++) {
         if (cx < 1 || cx > w - 2) continue;
         const struct window *wd = wcache_get(&wc, im, cx, cy, j->eps);
-        for (int ch = 0; ch < 3; ch++) ci[ch] = px(im, xi, yi, ch) - wd->mean[ch];
+        for (int ch = 0; ch < 3; ch++)
+          ci[ch] = px(im, xi, yi, ch) - wd->mean[ch];
         double c0 = wd->m00 * ci[0] + wd->m01 * ci[1] + wd->m02 * ci[2];
         double c1 = wd->m01 * ci[0] + wd->m11 * ci[1] + wd->m12 * ci[2];
         double c2 = wd->m02 * ci[0] + wd->m12 * ci[1] + wd->m22 * ci[2];

@@ -110,9 +110,7 @@ void cutout__team_pause(unsigned *spins);
 enum cutout__precond {
   CUTOUT_PRECOND_NONE = 0,
   CUTOUT_PRECOND_JACOBI,
-  CUTOUT_PRECOND_IC0, /* incomplete Cholesky, zero fill */
-  CUTOUT_PRECOND_ICT  /* incomplete Cholesky with a drop threshold, as
-                         pymatting's ichol (default) */
+  CUTOUT_PRECOND_IC0  /* incomplete Cholesky, zero fill (default) */
 };
 
 /*
@@ -147,8 +145,7 @@ struct cutout__pcg_result {
   int iterations;
   double rel_residual;  /* ||r|| / ||b|| at the end */
   double shift;         /* diagonal shift the factorisation needed */
-  double threshold;     /* ICT: the drop threshold it used */
-  size_t factor_nnz;    /* entries of the factor (IC0, ICT) */
+  size_t factor_nnz;    /* entries of the IC(0) factor */
   double t_setup, t_solve; /* seconds */
 };
 
@@ -156,8 +153,9 @@ struct cutout__pcg_result {
  * Solve a x = b by preconditioned CG from x = 0, with pymatting's cg()
  * stopping rule.  x has a->n entries.  The result does not depend on the
  * number of threads (threads share out the layout's strips and
- * separators; every sum is added up in layout order).  Returns CUTOUT_OK whether or not it converged (see
- * res->converged); ENOMEM or ECANCELED otherwise.
+ * separators; every sum is added up in layout order).  Returns CUTOUT_OK
+ * whether or not it converged (see res->converged); ENOMEM or ECANCELED
+ * otherwise.
  */
 cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
                           double *x, const struct cutout__pcg_params *p,

@@ -41,7 +41,7 @@ struct cutout__pcg_params cutout__pcg_default_params(void)
 {
   struct cutout__pcg_params p;
   memset(&p, 0, sizeof p);
-  p.precond = CUTOUT_PRECOND_ICT;
+  p.precond = CUTOUT_PRECOND_IC0;
   p.rtol = 1e-7;
   p.maxiter = 10000;
   p.nthreads = 1;
@@ -161,20 +161,6 @@ struct solver {
                        one per entry of a in [ptr[i], diag[i]] */
   float *lval;
   double *inv_diag; /* Jacobi */
-  /* ICT: the factor by columns (CSC); column j is entries [cbeg[j],
-   * cend[j]) of its unit's buffer, the diagonal first.  Strips have a
-   * buffer each, the separators share the last one. */
-  struct colbuf *cb;
-  size_t *cbeg, *cend;
-  size_t sep0;      /* first separator row (n when there are none) */
-  size_t *spos;     /* left-looking: next unconsumed entry of each column */
-  int32_t *head, *next; /* columns waiting for each row (linked lists) */
-  double *dg;       /* running diagonal */
-  double *dsep;     /* nb x nsep: strips' diagonal decrements on separator
-                       rows, and in the solves their scattered updates */
-  struct pending *pend; /* nb: strip columns whose next row is a separator */
-  double thr;       /* drop threshold in force */
-  int ict_cap;      /* the factor in force had to give up on fill */
   double *part;     /* nu * NSUMS partial sums */
   struct barrier bar;
   atomic_int fact_failed;
@@ -203,7 +189,8 @@ static int ic0_unit(struct solver *s, size_t r0, size_t r1, double shift,
       const size_t klo = a->ptr[k], kd = s->diag[k];
       const float *lk = s->lval + s->lptr[k];
       double sum = a->val[e];
-      for (size_t f = klo; f < kd; f++) sum -= (double)lk[f - klo] * ws[a->col[f]];
+      for (size_t f = klo; f < kd; f++)
+        sum -= (double)lk[f - klo] * ws[a->col[f]];
       float lik = (float)(sum / (double)lk[kd - klo]);
       li[e - lo] = lik;
       ws[k] = (double)lik;
@@ -244,281 +231,6 @@ static void backward_unit(const struct solver *s, size_t r0, size_t r1)
     const double v = z[i] / (double)li[d - lo];
     z[i] = v;
     for (size_t e = lo; e < d; e++) z[a->col[e]] -= (double)li[e - lo] * v;
-  }
-}
-
-/* ------------------------------------------ thresholded IC (ICT) */
-
-/*
- * Left-looking incomplete Cholesky with a drop threshold, the preconditioner
- * pymatting uses (its ichol): column j gathers A's column j, subtracts
- * L_jk times the rest of every earlier column k with L_jk != 0 (found
- * through per-row lists of waiting columns), divides by the pivot, and
- * keeps the entries with |L_ij| > thr.  The diagonal is updated with every
- * computed entry, kept or dropped (pymatting's diag_keep_discarded).  A
- * non-positive pivot restarts with the next diagonal shift, too much fill
- * with the next threshold (each strip may hold FILL_CAP times its share of
- * A).  Strips factor in parallel; what they would write to separator rows
- * (list links and diagonal updates) is kept per strip and merged, in strip
- * order, before thread 0 factors the separators.
- */
-#define FILL_CAP 2
-static const double THRESHOLDS[] = {1e-4, 1e-3, 1e-2};
-#define NTHRESHOLDS (sizeof THRESHOLDS / sizeof THRESHOLDS[0])
-
-struct colbuf {
-  size_t nnz, cap, limit;
-  uint32_t *row;
-  float *val;
-};
-
-struct pending {
-  size_t n, cap;
-  uint32_t *col;
-};
-
-/* Per-thread scratch of the factorisation. */
-struct ict_work {
-  double *a;      /* dense accumulator, n */
-  size_t *mark;   /* mark[m] == j + 1: a[m] is live for column j */
-  uint32_t *pat;  /* live rows of the column */
-};
-
-static int colbuf_push(struct colbuf *b, size_t row, float v)
-{
-  if (b->nnz == b->cap) {
-    if (b->limit && b->cap >= b->limit) return -2; /* too much fill */
-    size_t nc = b->cap ? b->cap * 2 : 1024;
-    if (b->limit && nc > b->limit) nc = b->limit;
-    uint32_t *r = realloc(b->row, nc * sizeof *r);
-    if (!r) return -3;
-    b->row = r;
-    float *w = realloc(b->val, nc * sizeof *w);
-    if (!w) return -3;
-    b->val = w;
-    b->cap = nc;
-  }
-  b->row[b->nnz] = (uint32_t)row;
-  b->val[b->nnz++] = v;
-  return 0;
-}
-
-static int pending_push(struct pending *p, size_t col)
-{
-  if (p->n == p->cap) {
-    size_t nc = p->cap ? p->cap * 2 : 256;
-    uint32_t *c = realloc(p->col, nc * sizeof *c);
-    if (!c) return -3;
-    p->col = c;
-    p->cap = nc;
-  }
-  p->col[p->n++] = (uint32_t)col;
-  return 0;
-}
-
-/* The buffer that holds column k. */
-static struct colbuf *colbuf_of(const struct solver *s, size_t k)
-{
-  if (k >= s->sep0) return &s->cb[s->nb];
-  size_t lo = 0, hi = s->nb; /* ustart[lo] <= k < ustart[hi] */
-  while (hi - lo > 1) {
-    size_t mid = (lo + hi) / 2;
-    if (s->ustart[mid] <= k)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  return &s->cb[lo];
-}
-
-/* Column k now waits for row `row`; strip is the strip being factored
- * (SIZE_MAX in the separator phase). */
-static int ict_link(struct solver *s, size_t k, size_t row, size_t strip)
-{
-  if (strip != SIZE_MAX && row >= s->sep0)
-    return pending_push(&s->pend[strip], k);
-  s->next[k] = s->head[row];
-  s->head[row] = (int32_t)k;
-  return 0;
-}
-
-static int cmp_u32(const void *x, const void *y)
-{
-  uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-  return a < b ? -1 : a > b;
-}
-
-/* Column j of the factor into buf.  0, -1 non-positive pivot, -2 too much
- * fill, -3 out of memory. */
-static int ict_column(struct solver *s, struct ict_work *w, size_t j,
-                      struct colbuf *buf, size_t strip)
-{
-  const struct cutout__csr *a = s->a;
-  const size_t nsep = a->n - s->sep0;
-  size_t np = 0;
-  /* A's column j below the diagonal: row j right of it (A is symmetric) */
-  for (size_t e = s->diag[j] + 1; e < a->ptr[j + 1]; e++) {
-    size_t m = a->col[e];
-    w->a[m] = a->val[e];
-    w->mark[m] = j + 1;
-    w->pat[np++] = (uint32_t)m;
-  }
-  for (int32_t k = s->head[j]; k >= 0;) {
-    const int32_t kn = s->next[k];
-    const struct colbuf *kb = colbuf_of(s, (size_t)k);
-    size_t pos = s->spos[k];
-    const double ljk = kb->val[pos];
-    const size_t end = s->cend[k];
-    for (size_t q = pos + 1; q < end; q++) {
-      const size_t m = kb->row[q];
-      if (w->mark[m] != j + 1) {
-        w->mark[m] = j + 1;
-        w->a[m] = 0.0;
-        w->pat[np++] = (uint32_t)m;
-      }
-      w->a[m] -= (double)kb->val[q] * ljk;
-    }
-    s->spos[k] = ++pos;
-    if (pos < end && ict_link(s, (size_t)k, kb->row[pos], strip)) return -3;
-    k = kn;
-  }
-  s->head[j] = -1;
-  const double d = s->dg[j];
-  if (!(d > 0.0) || !isfinite(d)) return -1;
-  const double ljj = sqrt(d);
-  s->cbeg[j] = buf->nnz;
-  int rc = colbuf_push(buf, j, (float)ljj);
-  if (rc) return rc;
-  if (np > 1) qsort(w->pat, np, sizeof *w->pat, cmp_u32);
-  double *dsep = strip != SIZE_MAX ? s->dsep + strip * nsep : NULL;
-  for (size_t t = 0; t < np; t++) {
-    const size_t m = w->pat[t];
-    const double v = w->a[m] / ljj;
-    if (dsep && m >= s->sep0)
-      dsep[m - s->sep0] += v * v;
-    else
-      s->dg[m] -= v * v;
-    if (fabs(v) > s->thr && (rc = colbuf_push(buf, m, (float)v))) return rc;
-  }
-  s->cend[j] = buf->nnz;
-  s->spos[j] = s->cbeg[j] + 1;
-  if (s->spos[j] < s->cend[j] &&
-      ict_link(s, j, buf->row[s->spos[j]], strip))
-    return -3;
-  return 0;
-}
-
-/* Prepare the rows of one unit (strip k, or every separator with
- * strip == SIZE_MAX) for a factorisation with this shift. */
-static void ict_reset(struct solver *s, size_t r0, size_t r1, double shift,
-                      struct colbuf *buf, size_t strip)
-{
-  for (size_t i = r0; i < r1; i++) {
-    s->dg[i] = s->a->val[s->diag[i]] + shift;
-    s->head[i] = -1;
-  }
-  buf->nnz = 0;
-  buf->limit = FILL_CAP * (s->a->ptr[r1] - s->a->ptr[r0]) + (r1 - r0);
-  if (s->thr >= THRESHOLDS[NTHRESHOLDS - 1]) buf->limit = 0; /* last try */
-  if (strip != SIZE_MAX) {
-    s->pend[strip].n = 0;
-    memset(s->dsep + strip * (s->a->n - s->sep0), 0,
-           (s->a->n - s->sep0) * sizeof *s->dsep);
-  }
-}
-
-static int ict_strip(struct solver *s, struct ict_work *w, size_t k)
-{
-  const size_t r0 = s->ustart[k], r1 = s->ustart[k + 1];
-  for (size_t j = r0; j < r1; j++) {
-    int rc = ict_column(s, w, j, &s->cb[k], k);
-    if (rc) return rc;
-  }
-  return 0;
-}
-
-/* Thread 0, after every strip: merge what the strips left for the
- * separator rows, then factor the separators. */
-static int ict_separators(struct solver *s, struct ict_work *w)
-{
-  const size_t n = s->a->n, nsep = n - s->sep0;
-  for (size_t k = 0; k < s->nb; k++) {
-    const double *d = s->dsep + k * nsep;
-    for (size_t i = 0; i < nsep; i++) s->dg[s->sep0 + i] -= d[i];
-    const struct colbuf *kb = &s->cb[k];
-    for (size_t t = 0; t < s->pend[k].n; t++) {
-      const size_t c = s->pend[k].col[t];
-      ict_link(s, c, kb->row[s->spos[c]], SIZE_MAX);
-    }
-  }
-  for (size_t j = s->sep0; j < n; j++) {
-    int rc = ict_column(s, w, j, &s->cb[s->nb], SIZE_MAX);
-    if (rc) return rc;
-  }
-  return 0;
-}
-
-/* Forward substitution L y = r on strip k (y in z), column by column;
- * updates of separator rows go to the strip's own accumulator. */
-static void ict_forward_strip(const struct solver *s, size_t k)
-{
-  const size_t r0 = s->ustart[k], r1 = s->ustart[k + 1];
-  const size_t nsep = s->a->n - s->sep0;
-  const struct colbuf *b = &s->cb[k];
-  double *z = s->z, *acc = s->dsep + k * nsep;
-  memcpy(z + r0, s->r + r0, (r1 - r0) * sizeof *z);
-  memset(acc, 0, nsep * sizeof *acc);
-  for (size_t j = r0; j < r1; j++) {
-    const size_t e0 = s->cbeg[j], e1 = s->cend[j];
-    const double v = z[j] / (double)b->val[e0];
-    z[j] = v;
-    for (size_t e = e0 + 1; e < e1; e++) {
-      const size_t m = b->row[e];
-      if (m < s->sep0)
-        z[m] -= (double)b->val[e] * v;
-      else
-        acc[m - s->sep0] += (double)b->val[e] * v;
-    }
-  }
-}
-
-/* Thread 0: the separators' rows, forward then backward. */
-static void ict_separators_solve(const struct solver *s)
-{
-  const size_t n = s->a->n, nsep = n - s->sep0;
-  const struct colbuf *b = &s->cb[s->nb];
-  double *z = s->z;
-  for (size_t i = 0; i < nsep; i++) {
-    double v = s->r[s->sep0 + i];
-    for (size_t k = 0; k < s->nb; k++) v -= s->dsep[k * nsep + i];
-    z[s->sep0 + i] = v;
-  }
-  for (size_t j = s->sep0; j < n; j++) {
-    const size_t e0 = s->cbeg[j], e1 = s->cend[j];
-    const double v = z[j] / (double)b->val[e0];
-    z[j] = v;
-    for (size_t e = e0 + 1; e < e1; e++) z[b->row[e]] -= (double)b->val[e] * v;
-  }
-  for (size_t j = n; j-- > s->sep0;) {
-    const size_t e0 = s->cbeg[j], e1 = s->cend[j];
-    double v = z[j];
-    for (size_t e = e0 + 1; e < e1; e++) v -= (double)b->val[e] * z[b->row[e]];
-    z[j] = v / (double)b->val[e0];
-  }
-}
-
-/* Backward substitution L' z = y on strip k, gathering (rows below in the
- * order, separators included, are final). */
-static void ict_backward_strip(const struct solver *s, size_t k)
-{
-  const size_t r0 = s->ustart[k], r1 = s->ustart[k + 1];
-  const struct colbuf *b = &s->cb[k];
-  double *z = s->z;
-  for (size_t j = r1; j-- > r0;) {
-    const size_t e0 = s->cbeg[j], e1 = s->cend[j];
-    double v = z[j];
-    for (size_t e = e0 + 1; e < e1; e++) v -= (double)b->val[e] * z[b->row[e]];
-    z[j] = v / (double)b->val[e0];
   }
 }
 
@@ -563,61 +275,6 @@ static void setup_member(struct solver *s, int tid, int nt,
     }
     return;
   }
-  if (s->precond == CUTOUT_PRECOND_ICT) {
-    struct ict_work w = {NULL, NULL, NULL};
-    w.a = malloc(a->n * sizeof *w.a);
-    w.mark = calloc(a->n, sizeof *w.mark);
-    w.pat = malloc(a->n * sizeof *w.pat);
-    if (!w.a || !w.mark || !w.pat) atomic_store(&s->oom, 1);
-    int ok = 0, stop = 0;
-    for (size_t ti = 0; ti < NTHRESHOLDS && !stop; ti++) {
-      stop = 1; /* unless too much fill sends us to the next threshold */
-      for (size_t si = 0; si < NSHIFTS; si++) {
-        if (tid == 0) s->thr = THRESHOLDS[ti];
-        barrier_wait(&s->bar, nt);
-        for (size_t k = sh->b0; k < sh->b1; k++)
-          ict_reset(s, s->ustart[k], s->ustart[k + 1], SHIFTS[si], &s->cb[k],
-                    k);
-        if (tid == 0)
-          ict_reset(s, s->sep0, a->n, SHIFTS[si], &s->cb[s->nb], SIZE_MAX);
-        barrier_wait(&s->bar, nt);
-        int rc = 0;
-        if (!atomic_load(&s->oom))
-          for (size_t k = sh->b0; k < sh->b1 && !rc; k++)
-            rc = ict_strip(s, &w, k);
-        if (rc) atomic_store(&s->fact_failed, rc);
-        barrier_wait(&s->bar, nt);
-        if (tid == 0 && !atomic_load(&s->fact_failed) &&
-            !atomic_load(&s->oom) && (rc = ict_separators(s, &w)))
-          atomic_store(&s->fact_failed, rc);
-        barrier_wait(&s->bar, nt);
-        const int failed = atomic_load(&s->fact_failed);
-        barrier_wait(&s->bar, nt); /* all have read the flag */
-        if (tid == 0) atomic_store(&s->fact_failed, 0);
-        if (failed == -3) atomic_store(&s->oom, 1);
-        if (failed == -3 || atomic_load(&s->oom)) break;
-        if (!failed) {
-          ok = 1;
-          if (tid == 0) {
-            s->shift = SHIFTS[si];
-            s->ict_cap = ti > 0;
-          }
-          break;
-        }
-        if (failed == -2) {
-          stop = 0;
-          break;
-        }
-        /* -1: a non-positive pivot, try the next shift */
-      }
-    }
-    /* every shift failed: pymatting's ichol raises ValueError there */
-    if (!ok && tid == 0) s->shift = -1.0;
-    free(w.a);
-    free(w.mark);
-    free(w.pat);
-    return;
-  }
   if (s->precond != CUTOUT_PRECOND_IC0) return;
   /* The scatter spans every column a unit can reach (its own rows and, for
    * a separator, its two strips): simplest as one n-sized array. */
@@ -657,7 +314,6 @@ static void precond_forward(const struct solver *s, const struct share *sh)
   for (size_t u = sh->b0; u < sh->b1; u++) {
     const size_t r0 = s->ustart[u], r1 = s->ustart[u + 1];
     switch (s->precond) {
-    case CUTOUT_PRECOND_ICT: ict_forward_strip(s, u); break;
     case CUTOUT_PRECOND_IC0: forward_unit(s, r0, r1); break;
     case CUTOUT_PRECOND_JACOBI:
       for (size_t i = r0; i < r1; i++) s->z[i] = s->r[i] * s->inv_diag[i];
@@ -667,14 +323,8 @@ static void precond_forward(const struct solver *s, const struct share *sh)
   }
 }
 
-static void precond_middle(const struct solver *s, const struct share *sh,
-                           int tid)
+static void precond_middle(const struct solver *s, const struct share *sh)
 {
-  if (s->precond == CUTOUT_PRECOND_ICT) {
-    /* the separators were factored as one block: one thread solves it */
-    if (tid == 0 && s->sep0 < s->a->n) ict_separators_solve(s);
-    return;
-  }
   for (size_t u = sh->s0; u < sh->s1; u++) {
     const size_t r0 = s->ustart[u], r1 = s->ustart[u + 1];
     if (s->precond == CUTOUT_PRECOND_IC0) {
@@ -691,9 +341,7 @@ static void precond_middle(const struct solver *s, const struct share *sh,
 static void precond_backward(const struct solver *s, const struct share *sh)
 {
   for (size_t u = sh->b0; u < sh->b1; u++) {
-    if (s->precond == CUTOUT_PRECOND_ICT)
-      ict_backward_strip(s, u);
-    else if (s->precond == CUTOUT_PRECOND_IC0)
+    if (s->precond == CUTOUT_PRECOND_IC0)
       backward_unit(s, s->ustart[u], s->ustart[u + 1]);
   }
 }
@@ -728,7 +376,7 @@ static void solve_member(void *arg, int tid, int nt)
   }
   precond_forward(s, &sh);
   barrier_wait(&s->bar, nt);
-  precond_middle(s, &sh, tid);
+  precond_middle(s, &sh);
   barrier_wait(&s->bar, nt);
   precond_backward(s, &sh);
   FOR_UNITS(u, sh) {
@@ -809,7 +457,7 @@ static void solve_member(void *arg, int tid, int nt)
       }
       return;
     }
-    precond_middle(s, &sh, tid);
+    precond_middle(s, &sh);
     barrier_wait(&s->bar, nt);
     precond_backward(s, &sh);
     FOR_UNITS(u, sh) {
@@ -890,21 +538,6 @@ cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
   } else if (s.precond == CUTOUT_PRECOND_JACOBI) {
     s.inv_diag = malloc(n * sizeof *s.inv_diag);
     if (!s.inv_diag) goto oom;
-  } else if (s.precond == CUTOUT_PRECOND_ICT) {
-    s.sep0 = s.ustart[s.nb];
-    const size_t nsep = n - s.sep0;
-    s.cb = calloc(s.nb + 1, sizeof *s.cb);
-    s.pend = calloc(s.nb, sizeof *s.pend);
-    s.cbeg = malloc(n * sizeof *s.cbeg);
-    s.cend = malloc(n * sizeof *s.cend);
-    s.spos = malloc(n * sizeof *s.spos);
-    s.head = malloc(n * sizeof *s.head);
-    s.next = malloc(n * sizeof *s.next);
-    s.dg = malloc(n * sizeof *s.dg);
-    s.dsep = calloc(s.nb * nsep + 1, sizeof *s.dsep);
-    if (!s.cb || !s.pend || !s.cbeg || !s.cend || !s.spos || !s.head ||
-        !s.next || !s.dg || !s.dsep)
-      goto oom;
   }
 
   int nt = prm->nthreads > 1 ? prm->nthreads : 1;
@@ -921,11 +554,7 @@ cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
   res->rel_residual = s.rel;
   res->converged = s.stop == 1;
   res->shift = s.shift;
-  res->threshold = s.precond == CUTOUT_PRECOND_ICT ? s.thr : 0.0;
-  if (s.precond == CUTOUT_PRECOND_ICT && s.cb)
-    for (size_t k = 0; k <= s.nb; k++) res->factor_nnz += s.cb[k].nnz;
-  else if (s.precond == CUTOUT_PRECOND_IC0)
-    res->factor_nnz = nlow;
+  if (s.precond == CUTOUT_PRECOND_IC0) res->factor_nnz = nlow;
   res->t_setup = s.t_setup - t0;
   res->t_solve = cutout__now() - s.t_setup;
   if (atomic_load(&s.oom)) goto oom;
@@ -944,21 +573,5 @@ done:
   free(s.lptr);
   free(s.lval);
   free(s.inv_diag);
-  if (s.cb)
-    for (size_t k = 0; k <= s.nb; k++) {
-      free(s.cb[k].row);
-      free(s.cb[k].val);
-    }
-  if (s.pend)
-    for (size_t k = 0; k < s.nb; k++) free(s.pend[k].col);
-  free(s.cb);
-  free(s.pend);
-  free(s.cbeg);
-  free(s.cend);
-  free(s.spos);
-  free(s.head);
-  free(s.next);
-  free(s.dg);
-  free(s.dsep);
   return st;
 }

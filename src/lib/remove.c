@@ -487,9 +487,17 @@ cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
   cutout_remove_params def = cutout_remove_default_params();
   if (!p) p = &def;
 
-  /* --- edges and alpha matting (issue #6) --- */
-  c->warnmsg[0] = 0;
-  c->times.wall[CUTOUT_STAGE_MATTING] = c->times.cpu[CUTOUT_STAGE_MATTING] = 0;
+  /* --- edges and alpha matting (issue #6): a call with given_mask is one
+   * part of a multi-mask cutout; warnings and matting time then add up,
+   * and the crop is of the stacked result --- */
+  const int part = c->given_mask != NULL;
+  if (!part) {
+    c->warnmsg[0] = 0;
+    c->times.wall[CUTOUT_STAGE_MATTING] = 0;
+    c->times.cpu[CUTOUT_STAGE_MATTING] = 0;
+  }
+  const double matting_wall0 = c->times.wall[CUTOUT_STAGE_MATTING];
+  const double matting_cpu0 = c->times.cpu[CUTOUT_STAGE_MATTING];
   if ((st = cutout__edge_check(p, c->errmsg))) return st;
   struct cutout__rect crop = {0, 0, 0, 0, 0};
   /* --- end edges and alpha matting --- */
@@ -501,6 +509,13 @@ cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
     mask = c->given_mask;
     c->given_mask = NULL;
   } else if ((st = remove_masks(c, m, img, p, &mask, out)) || !mask) {
+    if (!st && !mask) { /* issue #6: the stacked parts, cropped as one */
+      cutout__crop_plan(c, *out, p, &crop);
+      if ((st = cutout__crop_apply(c, &crop, out))) {
+        cutout_image_free(*out);
+        *out = NULL;
+      }
+    }
     return st;
   }
   /* --- end model families --- */
@@ -516,13 +531,13 @@ cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
   if (p->only_mask) {
     res = mask; /* bgcolor is skipped with only_mask, as in rembg */
     mask = NULL;
-    cutout__crop_plan(c, res, p, &crop); /* issue #6 */
+    if (!part) cutout__crop_plan(c, res, p, &crop); /* issue #6 */
     goto done;
   }
   /* --- edges and alpha matting (issue #6): matting / decontaminate /
    * putalpha / naive, and the crop box before any background --- */
   if ((st = cutout__edge_cutout(c, img, mask, p, &res))) goto done;
-  cutout__crop_plan(c, res, p, &crop);
+  if (!part) cutout__crop_plan(c, res, p, &crop);
   /* --- end edges and alpha matting --- */
   if (p->bgcolor_set) {
     /* Pillow refuses alpha_composite on LA (rembg fails on a grey image
@@ -541,8 +556,10 @@ done:
   /* --- end edges and alpha matting --- */
   cutout__stage_add(&k, &c->times, CUTOUT_STAGE_POSTPROCESS);
   /* issue #6: the matting stage is reported on its own */
-  c->times.wall[CUTOUT_STAGE_POSTPROCESS] -= c->times.wall[CUTOUT_STAGE_MATTING];
-  c->times.cpu[CUTOUT_STAGE_POSTPROCESS] -= c->times.cpu[CUTOUT_STAGE_MATTING];
+  c->times.wall[CUTOUT_STAGE_POSTPROCESS] -=
+      c->times.wall[CUTOUT_STAGE_MATTING] - matting_wall0;
+  c->times.cpu[CUTOUT_STAGE_POSTPROCESS] -=
+      c->times.cpu[CUTOUT_STAGE_MATTING] - matting_cpu0;
   cutout_image_free(mask);
   cutout_image_free(tmp);
   if (st) {

@@ -81,10 +81,13 @@ n=$(requests u2netp)
 if MODEL_CHECKSUM_DISABLED=1 d ok "$H" u2netp && grep -q "already present" "$T/err" &&
   [ "$(requests u2netp)" = "$n" ]; then ok; else bad "second run downloads again"; fi
 
-# 2. checksum on: the served bytes are not rembg's u2netp: nothing is kept
+# 2. checksum on: the served bytes are not rembg's u2netp: nothing is kept,
+# and the message gives the file's real md5 (so the md5 path is right)
 H=$T/h2
+got=$(md5sum "$S/u2netp.onnx" | cut -d' ' -f1)
 if ! d ok "$H" u2netp && grep -q "checksum mismatch after download" "$T/err" &&
-  grep -q "md5:8e83ca70e441ab06c318d82300c84806" "$T/err" && [ -z "$(ls -A "$H")" ]; then ok
+  grep -q "md5:$got, expected md5:8e83ca70e441ab06c318d82300c84806" "$T/err" &&
+  [ -z "$(ls -A "$H")" ]; then ok
 else bad "checksum mismatch"; fi
 # a present file whose checksum is wrong is fetched again (rembg/pooch);
 # when that fails too, both reasons are given and the old file stays

@@ -282,8 +282,9 @@ static void test_laplacian_dense(void **state)
     put(name, img[k]->pixels, (size_t)w * h * 3);
     snprintf(name, sizeof name, "lt%d", k);
     put(name, s.tri, (size_t)w * h);
-    snprintf(line, sizeof line, "system %u %u %s/li%d %s/lt%d %s/la%d %s/lb%d\n",
-             w, h, tmp, k, tmp, k, tmp, k, tmp, k);
+    snprintf(line, sizeof line,
+             "system %u %u %s/li%d %s/lt%d %s/la%d %s/lb%d\n", w, h, tmp, k,
+             tmp, k, tmp, k, tmp, k);
     fputs(line, manifest);
     sys_free(&s);
   }
