@@ -781,10 +781,10 @@ static void test_auto_plan(void **state)
 
   p.workload = CUTOUT_WORKLOAD_THROUGHPUT;
   pl = plan_for(&p, &t);
-  assert_int_equal(pl.eff.intra_threads, 1);
-  assert_int_equal(pl.eff.workers, 8);
+  assert_int_equal(pl.eff.intra_threads, 4); /* one worker per 4 CPUs */
+  assert_int_equal(pl.eff.workers, 2);
   assert_int_equal(pl.eff.spin, 0);
-  assert_int_equal(pl.eff.io_threads, 1);
+  assert_int_equal(pl.eff.io_threads, 4);
   cutout__plan_free(&pl);
 
   p.workload = CUTOUT_WORKLOAD_SERVER;
