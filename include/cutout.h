@@ -95,6 +95,9 @@ typedef struct cutout_image {
 CUTOUT_API cutout_status cutout_image_new(uint32_t width, uint32_t height,
                                           uint32_t channels,
                                           cutout_image **out);
+/* Free an image the library made (cutout_image_new, cutout_decode,
+ * cutout_remove, ...).  Its pixels are not malloc() memory: never free or
+ * replace them yourself. */
 CUTOUT_API void cutout_image_free(cutout_image *img);
 
 typedef enum cutout_format {
@@ -201,6 +204,10 @@ typedef struct cutout_engine_params {
                              (per-session pools) */
   int mem_arena;          /* 0/1: ORT CPU memory arena */
   int mem_pattern;        /* 0/1: ORT memory pattern (sequential mode) */
+  int huge_pages;         /* 0/1: ORT's CPU memory from cutout's allocator:
+                             2 MiB transparent huge pages, freed blocks
+                             kept for the next run (replaces ORT's arena;
+                             see docs/threading.md) */
   const char *ort_profile;/* ORT profiling file prefix, NULL = off */
   int workers;            /* concurrent inference workers (p, b, s) */
   int io_threads;         /* threads for decode/resize/encode */
@@ -224,7 +231,7 @@ CUTOUT_API cutout_status cutout_engine_param_set(cutout_engine_params *p,
  * CUTOUT_INTER_THREADS, CUTOUT_EXECUTION_MODE, CUTOUT_GRAPH_OPT,
  * CUTOUT_SPIN, CUTOUT_SPIN_US, CUTOUT_SPIN_STOP, CUTOUT_CPU_BINDING,
  * CUTOUT_THREAD_POOL, CUTOUT_DENORMALS_ZERO, CUTOUT_DYNAMIC_BLOCK_BASE,
- * CUTOUT_MEM_ARENA, CUTOUT_MEM_PATTERN, CUTOUT_WORKERS, CUTOUT_IO_THREADS,
+ * CUTOUT_MEM_ARENA, CUTOUT_MEM_PATTERN, CUTOUT_HUGE_PAGES, CUTOUT_WORKERS, CUTOUT_IO_THREADS,
  * CUTOUT_ORT_PROFILE, then from OMP_NUM_THREADS with rembg's meaning
  * (intra = inter = N).  An empty variable counts as unset.  A variable
  * that is set but invalid is an error (CUTOUT_EINVAL, reason in

@@ -3,6 +3,7 @@
  * cutout's own.  Uses only the public API in cutout.h.
  */
 #include "cli.h"
+#include "hugepages.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+  cli_malloc_hugepages(argv);
   if (argc < 2) {
     usage(stderr);
     return 2;

@@ -340,6 +340,7 @@ static const struct {
     {"--dynamic-block-base", "dynamic_block_base"},
     {"--mem-arena", "mem_arena"},
     {"--mem-pattern", "mem_pattern"},
+    {"--huge-pages", "huge_pages"},
     {"--workers", "workers"},
     {"--io-threads", "io_threads"},
     {"--workload", "workload"},

@@ -175,7 +175,9 @@ static void describe_text(struct sb *b, const cutout_engine *e)
     sb_printf(b, "%.2f CPUs (%s)\n", t->quota, t->quota_src);
   else
     sb_printf(b, "%s\n", t->quota_src);
-  sb_printf(b, "  usable CPUs           %d: %s\n\n", t->usable, t->usable_why);
+  sb_printf(b, "  usable CPUs           %d: %s\n", t->usable, t->usable_why);
+  sb_printf(b, "  huge pages            %s: %s\n\n", t->thp_ok ? "yes" : "no",
+            t->thp_why);
 
   sb_printf(b, "Settings (precedence: flag > CUTOUT_* env > OMP_NUM_THREADS "
                "> auto)\n");
@@ -246,6 +248,9 @@ static void describe_json(struct sb *b, const cutout_engine *e)
   sb_json(b, t->quota_src);
   sb_printf(b, ", \"usable\": %d, \"usable_why\": ", t->usable);
   sb_json(b, t->usable_why);
+  sb_printf(b, ", \"huge_pages\": %s, \"huge_pages_why\": ",
+            t->thp_ok ? "true" : "false");
+  sb_json(b, t->thp_why);
   sb_printf(b, "},\n  \"settings\": {\n");
   for (int f = 0; f < CUTOUT_F_COUNT; f++) {
     sb_printf(b, "    \"%s\": {\"value\": ", cutout__field_name(f));

@@ -20,7 +20,10 @@
  */
 #include "engine.h"
 
+#include "bigalloc.h"
+
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +114,53 @@ static struct cutout__pool *pool_new(cutout_engine *e)
 }
 
 /* ------------------------------------------------------------------------
+ * ORT's CPU allocator: cutout's huge-page blocks (bigalloc.c)
+ * ---------------------------------------------------------------------- */
+
+static cutout_engine *engine_of(const OrtAllocator *a)
+{
+  return (cutout_engine *)(void *)((char *)a -
+                                   offsetof(cutout_engine, big_alloc));
+}
+static void *ORT_API_CALL big_ort_alloc(OrtAllocator *a, size_t n)
+{
+  (void)a;
+  return cutout__big_alloc(n);
+}
+static void ORT_API_CALL big_ort_free(OrtAllocator *a, void *p)
+{
+  (void)a;
+  cutout__big_free(p);
+}
+static const OrtMemoryInfo *ORT_API_CALL big_ort_info(const OrtAllocator *a)
+{
+  return engine_of(a)->big_mem;
+}
+
+/* Sessions then take every CPU buffer (weights, activations) from it, as
+ * "session.use_env_allocators" asks. */
+static cutout_status register_allocator(cutout_engine *e, char *err)
+{
+  const OrtApi *api = e->api;
+  cutout_status st = cutout__ort_check(
+      api->CreateCpuMemoryInfo(OrtDeviceAllocator, OrtMemTypeDefault,
+                               &e->big_mem),
+      CUTOUT_ERUNTIME, err, "CreateCpuMemoryInfo");
+  if (st) return st;
+  memset(&e->big_alloc, 0, sizeof e->big_alloc);
+  e->big_alloc.version = ORT_API_VERSION;
+  e->big_alloc.Alloc = big_ort_alloc;
+  e->big_alloc.Free = big_ort_free;
+  e->big_alloc.Info = big_ort_info;
+  e->big_alloc.Reserve = big_ort_alloc;
+  st = cutout__ort_check(api->RegisterAllocator(e->env, &e->big_alloc),
+                         CUTOUT_ERUNTIME, err,
+                         "RegisterAllocator(cutout huge pages)");
+  if (!st) e->big_registered = 1;
+  return st;
+}
+
+/* ------------------------------------------------------------------------
  * Engine
  * ---------------------------------------------------------------------- */
 
@@ -172,6 +222,9 @@ static cutout_status create_env(cutout_engine *e, char *err)
           what);
       break;
     }
+    case CUTOUT_OP_ENV_ALLOCATOR:
+      if ((st = register_allocator(e, err))) goto fail;
+      break;
     default:
       st = cutout__err(err, CUTOUT_ERUNTIME, "internal: %s is no env call",
                        what);
@@ -205,7 +258,13 @@ static void engine_destroy(cutout_engine *e)
 {
   if (!e) return;
   if (e->cpu_mem) e->api->ReleaseMemoryInfo(e->cpu_mem);
+  if (e->big_registered) {
+    OrtStatus *s = e->api->UnregisterAllocator(e->env, e->big_mem);
+    if (s) e->api->ReleaseStatus(s);
+  }
   if (e->env) e->api->ReleaseEnv(e->env); /* joins the global pools */
+  if (e->big_mem) e->api->ReleaseMemoryInfo(e->big_mem);
+  cutout__big_trim();
   while (e->pools) {
     struct cutout__pool *next = e->pools->next;
     free(e->pools);

@@ -25,6 +25,9 @@ struct cutout_engine {
   const OrtApi *api;
   OrtEnv *env;
   OrtMemoryInfo *cpu_mem;
+  OrtMemoryInfo *big_mem;      /* the huge-page allocator's CPU info */
+  OrtAllocator big_alloc;      /* registered with the env (huge_pages) */
+  int big_registered;
   cutout_engine_params eff;    /* effective values (plan->eff) */
   struct cutout__plan *plan;   /* sources, reasons, topology, ORT calls */
   pthread_mutex_t lock;        /* guards pools */

@@ -1,6 +1,8 @@
 /* image.c: allocation of cutout_image, the plain pixel container. */
 #include "internal.h"
 
+#include "bigalloc.h"
+
 #include <stdlib.h>
 
 cutout_status cutout_image_new(uint32_t width, uint32_t height,
@@ -14,8 +16,9 @@ cutout_status cutout_image_new(uint32_t width, uint32_t height,
     return CUTOUT_ELIMIT;
   cutout_image *img = calloc(1, sizeof *img);
   if (!img) return CUTOUT_ENOMEM;
-  /* calloc: large blocks come zeroed from mmap at no cost. */
-  img->pixels = calloc(1, bytes);
+  /* Large images on huge pages: a 24 MP RGBA image is 96 MB, 23 000 page
+   * faults in 4 KiB pages (bigalloc.h). */
+  img->pixels = cutout__big_calloc(bytes);
   if (!img->pixels) {
     free(img);
     return CUTOUT_ENOMEM;
@@ -31,6 +34,6 @@ cutout_status cutout_image_new(uint32_t width, uint32_t height,
 void cutout_image_free(cutout_image *img)
 {
   if (!img) return;
-  free(img->pixels);
+  cutout__big_free(img->pixels);
   free(img);
 }

@@ -102,6 +102,8 @@ static const struct field_def fields[CUTOUT_F_COUNT] = {
     [CUTOUT_F_MEM_PATTERN] = {"mem_pattern", "--mem-pattern",
                               "CUTOUT_MEM_PATTERN", K_BOOL, OFF(mem_pattern),
                               0, 1, w_bool},
+    [CUTOUT_F_HUGE_PAGES] = {"huge_pages", "--huge-pages", "CUTOUT_HUGE_PAGES",
+                             K_BOOL, OFF(huge_pages), 0, 1, w_bool},
     [CUTOUT_F_ORT_PROFILE] = {"ort_profile", "--ort-profile",
                               "CUTOUT_ORT_PROFILE", K_STR, OFF(ort_profile), 0,
                               0, NULL},
@@ -651,10 +653,30 @@ static void plan_auto(struct cutout__plan *pl)
     e->dynamic_block_base = 0;
     REASON(CUTOUT_F_DYN_BLOCK, "off: measured neutral on ISNet");
   }
+  if (e->huge_pages < 0) {
+    char why[160];
+    if (e->mem_arena == 1) {
+      e->huge_pages = 0;
+      REASON(CUTOUT_F_HUGE_PAGES, "off: mem_arena on asks for ORT's own arena");
+    } else if (!pl->topo.thp_ok) {
+      e->huge_pages = 0;
+      snprintf(why, sizeof why, "%s", pl->topo.thp_why);
+      REASON(CUTOUT_F_HUGE_PAGES, "off: %s", why);
+    } else {
+      e->huge_pages = 1;
+      REASON(CUTOUT_F_HUGE_PAGES, "on: 2 MiB pages and block reuse; measured on "
+                                  "ISNet: 390k -> 20k page faults, inference "
+                                  "3.3 -> 1.2 s, session 2.1 -> 0.4 s");
+    }
+  }
   if (e->mem_arena < 0) {
-    e->mem_arena = 1;
-    REASON(CUTOUT_F_MEM_ARENA, "on: turning the arena off cost +20%% latency "
-                               "on ISNet");
+    e->mem_arena = e->huge_pages ? 0 : 1;
+    if (e->huge_pages)
+      REASON(CUTOUT_F_MEM_ARENA, "off: cutout's huge-page allocator replaces "
+                                 "ORT's arena, and keeps blocks for reuse");
+    else
+      REASON(CUTOUT_F_MEM_ARENA, "on: turning the arena off cost +20%% "
+                                 "latency on ISNet");
   }
   if (e->mem_pattern < 0) {
     e->mem_pattern = parallel ? 0 : 1;
@@ -689,6 +711,12 @@ static cutout_status check_combinations(struct cutout__plan *pl, char *err)
   int shared = e->thread_pool == CUTOUT_POOL_SHARED;
   int parallel = e->exec_mode == CUTOUT_EXEC_PARALLEL;
 
+  if (e->huge_pages == 1 && e->mem_arena == 1)
+    return cutout__err(err, CUTOUT_EINVAL,
+                       "%s and %s exclude each other: cutout's huge-page "
+                       "allocator replaces ORT's arena (turn one off)",
+                       origin(pl, CUTOUT_F_HUGE_PAGES, a, sizeof a),
+                       origin(pl, CUTOUT_F_MEM_ARENA, b, sizeof b));
   if (pl->binding) {
     if (e->intra_threads == 0)
       return cutout__err(err, CUTOUT_EINVAL,
@@ -829,6 +857,10 @@ static void build_ops(struct cutout__plan *pl)
     if (parallel) op(S, ns, CUTOUT_OP_S_INTER, e->inter_threads, NULL, NULL);
   }
   if (pl->inter_workers < 0) pl->inter_workers = 0;
+  if (e->huge_pages) {
+    op(E, ne, CUTOUT_OP_ENV_ALLOCATOR, 0, NULL, NULL);
+    op(S, ns, CUTOUT_OP_S_CONFIG, 0, "session.use_env_allocators", "1");
+  }
   op(S, ns, CUTOUT_OP_S_EXEC_MODE, e->exec_mode, NULL, NULL);
   op(S, ns, CUTOUT_OP_S_GRAPH_OPT, e->graph_opt, NULL, NULL);
   if (e->thread_pool == CUTOUT_POOL_PER_SESSION) {
@@ -961,6 +993,10 @@ void cutout__op_format(const struct cutout__op *o, char *out, size_t cap)
   case CUTOUT_OP_G_THREADS:
     snprintf(out, cap, "SetGlobalCustomCreateThreadFn/ThreadCreationOptions/"
                        "JoinThreadFn(cutout: name, bind, count)");
+    break;
+  case CUTOUT_OP_ENV_ALLOCATOR:
+    snprintf(out, cap, "RegisterAllocator(cutout: CPU, 2 MiB huge pages, "
+                       "freed blocks reused)");
     break;
   case CUTOUT_OP_S_NO_PER_SESSION:
     snprintf(out, cap, "DisablePerSessionThreads()");

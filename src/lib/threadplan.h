@@ -25,6 +25,7 @@ enum cutout__field {
   CUTOUT_F_DYN_BLOCK,
   CUTOUT_F_MEM_ARENA,
   CUTOUT_F_MEM_PATTERN,
+  CUTOUT_F_HUGE_PAGES,
   CUTOUT_F_ORT_PROFILE,
   CUTOUT_F_WORKERS,
   CUTOUT_F_IO_THREADS,
@@ -55,6 +56,7 @@ enum cutout__op_kind {
   CUTOUT_OP_G_AFFINITY,     /* SetGlobalIntraOpThreadAffinity(s) */
   CUTOUT_OP_G_DENORMAL,     /* SetGlobalDenormalAsZero() */
   CUTOUT_OP_G_THREADS,      /* SetGlobalCustom{Create,Join}ThreadFn + opts */
+  CUTOUT_OP_ENV_ALLOCATOR,  /* RegisterAllocator(cutout's huge-page one) */
   CUTOUT_OP_S_NO_PER_SESSION, /* DisablePerSessionThreads() */
   CUTOUT_OP_S_INTRA,        /* SetIntraOpNumThreads(i) */
   CUTOUT_OP_S_INTER,        /* SetInterOpNumThreads(i) */

@@ -17,6 +17,8 @@
  */
 #include "topology.h"
 
+#include "bigalloc.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
@@ -353,6 +355,7 @@ void cutout__topology_read(struct cutout__topology *t)
   cpu_set_t online;
 
   memset(t, 0, sizeof *t);
+  t->thp_ok = cutout__thp_available(t->thp_why, sizeof t->thp_why);
   snprintf(path, sizeof path, "%s/devices/system/cpu/online", root);
   if (read_cpulist(path, &online)) {
     CPU_ZERO(&online);

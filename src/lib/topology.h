@@ -27,6 +27,8 @@ struct cutout__topology {
   char quota_src[320];    /* which file said so, or why none */
   int usable;             /* min(cores, quota rounded), >= 1 */
   char usable_why[256];   /* one line: how usable was found */
+  int thp_ok;             /* transparent huge pages usable (madvise) */
+  char thp_why[128];      /* the sysfs setting, or why not */
 };
 
 /*
