@@ -33,11 +33,13 @@ if [ "$(id -u)" != 0 ]; then command -v sudo >/dev/null && SUDO=sudo; fi
 # Build: compiler, CMake, codecs, JSON, EXIF, hashes, libcurl (model
 # downloads).  Tests: cmocka, Python with numpy/onnx/Pillow/SciPy (reference
 # values and tiny models are computed at test time), and ffmpeg (frames for
-# the `cutout b` tests).
+# the `cutout b` tests).  Server (issue #5): libmicrohttpd, and wrk for
+# bench/bench_server.sh.
 APT_PKGS="build-essential cmake pkg-config git ca-certificates
 libjpeg62-turbo-dev libpng-dev libspng-dev libwebp-dev zlib1g-dev libdeflate-dev
 libcjson-dev libexif-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg"
+python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg
+libmicrohttpd-dev wrk"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [ $do_apt = 1 ] && command -v dpkg-query >/dev/null; then
