@@ -408,5 +408,12 @@ if os.path.exists(isnet) and CONF:
 else:
     print("skip: real ISNet case (no model or conformance photos)")
 
+# every server log: no sanitizer report (the ASan build), no crash
+import glob
+import shutil
+for f in glob.glob(os.path.join(T, "server-*.log")):
+    text = open(f).read()
+    check("Sanitizer" not in text and "runtime error" not in text, "no sanitizer report in " + os.path.basename(f))
+shutil.rmtree(T, ignore_errors=True)
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)
