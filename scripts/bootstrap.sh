@@ -32,16 +32,15 @@ if [ "$(id -u)" != 0 ]; then command -v sudo >/dev/null && SUDO=sudo; fi
 # ---------------------------------------------------------------- apt --------
 # Build: compiler, CMake, codecs, JSON, EXIF, hashes, libcurl (model
 # downloads).  Tests: cmocka, Python with numpy/onnx/Pillow/SciPy (reference
-# values and tiny models are computed at test time), and ffmpeg (frames for
-# the `cutout b` tests).
+# values and tiny models are computed at test time), ffmpeg (frames for
+# the `cutout b` tests), and chromium + nodejs (the browser test of the page
+# of `cutout s`, driven by playwright-core, fetched below).  Server (issue
+# #5): libmicrohttpd, and wrk for bench/bench_server.sh.
 APT_PKGS="build-essential cmake pkg-config git ca-certificates
 libjpeg62-turbo-dev libpng-dev libspng-dev libwebp-dev zlib1g-dev libdeflate-dev
 libcjson-dev libexif-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg"
-
-# The browser test of the page of `cutout s` (tests/cli/test_server_web.sh):
-# Debian's chromium, driven by playwright-core (fetched below) on node.
-APT_PKGS="$APT_PKGS chromium"
+python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg
+chromium libmicrohttpd-dev wrk"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [ $do_apt = 1 ] && command -v dpkg-query >/dev/null; then
