@@ -34,10 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The models: the tiny ones (whatever the server's default is loads fast)
-# with the real ISNet, which the page asks for.
+# The models: the tiny ones under rembg's names (the server's default loads
+# fast) with the real ISNet, which the page asks for.
 mkdir -p "$T/models"
-for m in "$MODELS"/*.onnx; do ln -s "$m" "$T/models/"; done
+for m in "$MODELS"/home/*.onnx; do ln -s "$m" "$T/models/"; done
 ln -sf "$REAL" "$T/models/isnet-general-use.onnx"
 export U2NET_HOME=$T/models
 
