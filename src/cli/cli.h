@@ -20,5 +20,7 @@ int cli_model_prepare(const struct cli_opts *o, cutout_model_params *mp,
                       char *err, size_t errlen);
 /* --- end model families --- */
 int cmd_bench(int argc, char **argv);
+/* issue #5: rembg's HTTP server (src/server/cmd_s.c) */
+int cmd_s(int argc, char **argv);
 
 #endif

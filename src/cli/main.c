@@ -18,6 +18,7 @@ static void usage(FILE *f)
           "  i   one image: cutout i [OPTIONS] [INPUT] [OUTPUT]\n"
           "  p   a folder: cutout p [OPTIONS] INPUT_DIR OUTPUT_DIR\n"
           "  b   raw RGB24 frames on stdin: cutout b [OPTIONS] WIDTH HEIGHT\n"
+          "  s   HTTP server (rembg's API): cutout s [OPTIONS]\n"
           "  d   download models: cutout d [MODEL...] (all without MODEL)\n"
           "  models  list the models, their status and files: cutout models\n"
           "  config  the threading plan in force and why: cutout config [--json]\n"
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
   if (strcmp(cmd, "i") == 0) return cmd_i(argc - 1, argv + 1);
   if (strcmp(cmd, "p") == 0) return cmd_p(argc - 1, argv + 1);
   if (strcmp(cmd, "b") == 0) return cmd_b(argc - 1, argv + 1);
+  if (strcmp(cmd, "s") == 0) return cmd_s(argc - 1, argv + 1);
   /* --- model families (issue #7) --- */
   if (strcmp(cmd, "d") == 0) return cmd_d(argc - 1, argv + 1);
   if (strcmp(cmd, "models") == 0) return cmd_models(argc - 1, argv + 1);

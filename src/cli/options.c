@@ -502,6 +502,11 @@ int cli_apply_extras(struct cli_opts *o, char *err, size_t errlen)
    * OMP_NUM_THREADS > auto). --- */
   if (cutout_engine_params_from_env(&o->engine, err, errlen)) return -1;
   /* --- end thread management --- */
+  return cli_parse_extras(o, err, errlen);
+}
+
+int cli_parse_extras(struct cli_opts *o, char *err, size_t errlen)
+{
   if (!o->extras) return 0;
   cJSON *j = cJSON_Parse(o->extras);
   if (!j || !cJSON_IsObject(j)) {

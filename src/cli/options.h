@@ -44,6 +44,9 @@ int cli_parse_option(int argc, char **argv, int *i, struct cli_opts *o,
  * OMP_NUM_THREADS (cutout_engine_params_from_env).  Call it once, after
  * the flags.  -1 with err on bad JSON or a bad variable. */
 int cli_apply_extras(struct cli_opts *o, char *err, size_t errlen);
+/* The extras part of cli_apply_extras alone (no environment): for the
+ * server, which parses each request's extras into a fresh cli_opts. */
+int cli_parse_extras(struct cli_opts *o, char *err, size_t errlen);
 
 /* --- model families (issue #7) --- */
 /* The model parameters the options give (model_path, sam_model,
