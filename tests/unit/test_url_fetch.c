@@ -213,6 +213,10 @@ static void test_direct_blocked(void **state)
       fmt("http://0177.0.0.1:%d/", port_trap),
       fmt("http://127.1:%d/", port_trap),
       fmt("http://127.000.000.001:%d/", port_trap),
+      fmt("http://0x7f.0x0.0x0.0x1:%d/", port_trap),
+      fmt("http://%%31%%32%%37.0.0.1:%d/", port_trap), /* percent-encoded */
+      fmt("https://127.0.0.1:%d/", port_trap),
+      fmt("http://0:%d/", port_trap),
       "http://169.254.169.254/", "http://[fe80::1]/", "http://255.255.255.255/",
       "http://198.18.0.1/", "http://192.0.0.8/", "http://[ff02::1]/",
   };
@@ -244,6 +248,9 @@ static void test_schemes_and_bad_urls(void **state)
       fmt("http://127.0.0.2:%d@127.0.0.1:%d/", port_main, port_trap),
       "http://127.0.0.2:0/ok", "http://127.0.0.2:65536/ok",
       "http://127.0.0.2:-1/ok", "http://127.0.0.2:8x/ok",
+      fmt("http://127.0.0.2:%d:%d/ok", port_main, port_main),
+      fmt("http://x\\@127.0.0.1:%d/", port_trap),
+      "http://127\xe3\x80\x82" "0\xe3\x80\x82" "0\xe3\x80\x82" "1/", /* ideographic dots */
       "http://exa mple.com/", "http://[fe80::1%25lo]/", "http://b\xc3\xbc" "cher.example/",
       longurl,
   };

@@ -5,6 +5,9 @@ three  127.0.0.3:Q   the same routes (a second host, for cross-host hops)
 trap   127.0.0.1:T   answers 200 "TRAP" to anything; must never be reached
 trap6  [::1]:T6      the same on IPv6 loopback (0 if ::1 cannot be bound)
 
+With URL_FETCH_FILES=DIR in the environment, GET /files/NAME serves
+DIR/NAME (tests/cli/test_server_url.sh fetches images through cutout s).
+
 Prints one line, "P Q T T6", then serves until stdin closes (the test
 holds the pipe, so the servers die with it).  Every request except /hits
 is counted per listener; GET /hits answers "main three trap trap6".
@@ -56,6 +59,13 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 s = "%(main)d %(three)d %(trap)d %(trap6)d" % hits
             return self.send(200, s.encode())
+        if path.startswith("/files/") and os.environ.get("URL_FETCH_FILES"):
+            name = os.path.basename(path[7:])
+            try:
+                with open(os.path.join(os.environ["URL_FETCH_FILES"], name), "rb") as f:
+                    return self.send(200, f.read())
+            except OSError:
+                return self.send(404, b"no such file")
         if path == "/ok":
             return self.send(200, OK_BODY)
         if path.startswith("/status/"):
