@@ -33,6 +33,7 @@
 #endif
 #endif
 
+#ifndef CLI_SANITIZED
 static int thp_is_madvise(void)
 {
   char buf[128] = "";
@@ -50,6 +51,7 @@ static int glibc_has_hugetlb(void)
   if (sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor) != 2) return 0;
   return major > 2 || (major == 2 && minor >= 35);
 }
+#endif
 
 void cli_malloc_hugepages(char **argv)
 {

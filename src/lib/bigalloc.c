@@ -67,6 +67,7 @@ static void *small_alloc(size_t n)
   return (char *)base + HDR;
 }
 
+#ifndef CUTOUT_BIG_USE_MALLOC
 /* A fresh mapping of at least total bytes, 2 MiB aligned. */
 static void *map_aligned(size_t total)
 {
@@ -83,6 +84,7 @@ static void *map_aligned(size_t total)
 #endif
   return (void *)a;
 }
+#endif
 
 static void unmap_block(void *base, size_t cap) { munmap(base, cap + HDR); }
 
