@@ -164,6 +164,14 @@ typedef enum cutout_thread_pool {
   CUTOUT_POOL_PER_SESSION = 1 /* ORT's default: a pool per session */
 } cutout_thread_pool;
 
+/* What an fp16 model runs in on the CPU provider.  ORT's x86 kernels have
+ * no fp16 convolution and compute fp16 models in fp32 anyway, with a Cast
+ * pass around every node; PROMOTE rewrites the model into fp32 first. */
+typedef enum cutout_fp16 {
+  CUTOUT_FP16_KEEP = 0,   /* run the model as it is */
+  CUTOUT_FP16_PROMOTE = 1 /* fp32 weights and activations (exact weights) */
+} cutout_fp16;
+
 /* Where an effective setting came from.  Precedence: FLAG > ENV > OMP >
  * AUTO. */
 typedef enum cutout_source {
@@ -208,6 +216,11 @@ typedef struct cutout_engine_params {
                              2 MiB transparent huge pages, freed blocks
                              kept for the next run (replaces ORT's arena;
                              see docs/threading.md) */
+  int model_cache;        /* 0/1: keep each model's ONNX Runtime-optimised
+                             form (ORT format) in the cache folder and map
+                             it at load: sessions in milliseconds, weights
+                             shared with the page cache (CPU provider) */
+  int fp16;               /* cutout_fp16: what fp16 models run in */
   const char *ort_profile;/* ORT profiling file prefix, NULL = off */
   int workers;            /* concurrent inference workers (p, b, s) */
   int io_threads;         /* threads for decode/resize/encode */
@@ -301,6 +314,9 @@ typedef struct cutout_model_params {
                              One that cannot be loaded fails the load with
                              ORT's reason: there is no silent fallback */
   /* --- end model families --- */
+  const char *cache_dir;  /* where compiled models are kept (the engine's
+                             model_cache): NULL = $CUTOUT_CACHE_DIR, else
+                             $XDG_CACHE_HOME/cutout, else ~/.cache/cutout */
 } cutout_model_params;
 CUTOUT_API cutout_model_params cutout_model_default_params(void);
 
@@ -326,6 +342,21 @@ CUTOUT_API const char *cutout_model_file(const cutout_model *m);
  * creating the ORT session.  Any pointer may be NULL. */
 CUTOUT_API void cutout_model_load_times(const cutout_model *m, double *read,
                                         double *verify, double *session);
+
+/* How the session of a model was made (the engine's model_cache). */
+typedef enum cutout_compiled {
+  CUTOUT_COMPILED_OFF = 0,  /* from the .onnx: cache off, or not CPU-only */
+  CUTOUT_COMPILED_HIT = 1,  /* mapped from the cache */
+  CUTOUT_COMPILED_BUILT = 2,/* optimised now, saved, then mapped */
+  CUTOUT_COMPILED_FAILED = 3/* from the .onnx: the cache could not be used
+                               (note says why: read-only folder, ...) */
+} cutout_compiled;
+/* The compiled state of m, the cache file (or "") and a note in words
+ * (fp16 promoted, why it was off or failed).  path and note are valid
+ * while m lives and may be NULL. */
+CUTOUT_API cutout_compiled cutout_model_compiled(const cutout_model *m,
+                                                 const char **path,
+                                                 const char **note);
 
 /* The model registry: one row per rembg model name. */
 typedef struct cutout_model_info {

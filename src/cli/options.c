@@ -341,6 +341,8 @@ static const struct {
     {"--mem-arena", "mem_arena"},
     {"--mem-pattern", "mem_pattern"},
     {"--huge-pages", "huge_pages"},
+    {"--model-cache", "model_cache"},
+    {"--fp16", "fp16"},
     {"--workers", "workers"},
     {"--io-threads", "io_threads"},
     {"--workload", "workload"},

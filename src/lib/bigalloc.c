@@ -1,19 +1,28 @@
 /*
- * bigalloc.c: large buffers on transparent huge pages, with a small cache
- * of freed blocks (see bigalloc.h for why).
+ * bigalloc.c: large buffers on transparent huge pages, carved from one
+ * reserved address range and reused (see bigalloc.h for why).
+ *
+ * DESIGN
+ * Blocks of CUTOUT_BIG_MIN bytes and more come from regions: large
+ * address ranges reserved once (MAP_NORESERVE, so untouched pages cost
+ * nothing), 2 MiB aligned and advised MADV_HUGEPAGE.  A region hands out
+ * page-rounded blocks best-fit from a sorted list of free ranges, or from
+ * its top when none fits; a freed block joins its neighbours.  Memory
+ * that has been touched once is therefore reused by the next request of
+ * any size that fits, so a run that allocates and frees many tensors of
+ * different sizes (ORT without its memory pattern, then the image buffers
+ * of the compositing) faults in only its peak working set, once.  The
+ * high-water mark of each region tells what was touched: calloc zeroes
+ * only that part.
+ *
+ * Free memory stays resident for reuse up to RETAIN_MAX; past that, and
+ * on cutout__big_trim, free ranges go back to the kernel with
+ * MADV_DONTNEED (the addresses stay reserved).
  *
  * Every block starts with a 64-byte header, so the caller's pointer stays
  * 64-byte aligned (what ORT and AVX-512 loads want) and free() needs no
- * size.  Big blocks are mappings aligned to 2 MiB, so the kernel can back
- * all of them with huge pages.  Freed big blocks go to a cache; a later
- * request takes the smallest cached block that fits without wasting more
- * than a quarter.  A run that allocates the same sizes as the last (ORT's
- * memory pattern does exactly that per input shape) therefore faults no
- * page at all.  On a miss, the cache is first trimmed so that it and the
- * new block stay within CACHE_KEEP, so RSS stays near what is in use.
- *
- * Under AddressSanitizer every block comes from malloc, so ASan still sees
- * overflows and leaks.
+ * size.  Smaller blocks come from malloc.  Under AddressSanitizer every
+ * block comes from malloc, so ASan still sees overflows and leaks.
  */
 #include "bigalloc.h"
 
@@ -33,29 +42,43 @@
 #endif
 
 #define HUGE_PAGE ((size_t)2 << 20)
+#define PAGE ((size_t)4096)
 #define HDR 64
 #define MAGIC_SMALL ((uint64_t)0x637574736d616c6cULL) /* "cutsmall" */
 #define MAGIC_BIG ((uint64_t)0x6375746269676262ULL)   /* "cutbigbb" */
-#define CACHE_SLOTS 64
-#define CACHE_KEEP ((size_t)256 << 20)  /* kept across a miss */
-#define CACHE_MAX ((size_t)2048 << 20)  /* never more than this cached */
+#define REGION_SIZE ((size_t)16 << 30) /* reserved, not committed */
+#define REGION_MIN ((size_t)256 << 20) /* when the kernel refuses 16 GiB */
+#define MAX_REGIONS 16
+#define MAX_FREE 1024                  /* free ranges per region */
+#define RETAIN_MAX ((size_t)2048 << 20) /* free memory kept resident */
 
 struct hdr {
   uint64_t magic;
-  size_t cap; /* bytes usable after the header (big: mapping - HDR) */
+  size_t len;    /* bytes of the block, header included (page multiple) */
+  int region;
+  int pad_;
 };
 
-struct slot {
-  void *base;
-  size_t cap;
-  unsigned long age; /* freed at this tick: lower is older */
+struct range {
+  size_t off, len;
+  size_t res; /* bytes of it still resident (it was in use once) */
+};
+
+struct region {
+  char *base;
+  size_t size;     /* reserved bytes */
+  size_t top;      /* everything at or above is unused */
+  size_t hwm;      /* everything below was touched at some point */
+  struct range free_[MAX_FREE]; /* sorted by offset, never adjacent */
+  int nfree;
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct slot cache[CACHE_SLOTS];
-static size_t n_cached, cached_bytes;
-static unsigned long tick;
-static size_t st_mapped, st_reused;
+#ifndef CUTOUT_BIG_USE_MALLOC
+static struct region *regions[MAX_REGIONS];
+static int nregions;
+#endif
+static size_t st_touched, st_reused, st_free_resident;
 
 static void *small_alloc(size_t n)
 {
@@ -63,96 +86,213 @@ static void *small_alloc(size_t n)
   if (n > SIZE_MAX - HDR || posix_memalign(&base, HDR, n + HDR)) return NULL;
   struct hdr *h = base;
   h->magic = MAGIC_SMALL;
-  h->cap = n;
+  h->len = n;
   return (char *)base + HDR;
 }
 
 #ifndef CUTOUT_BIG_USE_MALLOC
-/* A fresh mapping of at least total bytes, 2 MiB aligned. */
-static void *map_aligned(size_t total)
+/* A new region of at least need bytes, 2 MiB aligned.  Locked. */
+static struct region *region_new(size_t need)
 {
-  size_t len = total + HUGE_PAGE;
-  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-  size_t head = (size_t)(a - (uintptr_t)p), tail = len - head - total;
-  if (head) munmap(p, head);
-  if (tail) munmap((char *)a + total, tail);
+  if (nregions == MAX_REGIONS) return NULL;
+  struct region *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
+  size_t size = need > REGION_SIZE ? need : REGION_SIZE;
+  for (;;) {
+    char *p = mmap(NULL, size + HUGE_PAGE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+      size_t head = (size_t)(a - (uintptr_t)p);
+      if (head) munmap(p, head);
+      munmap((char *)a + size, HUGE_PAGE - head);
 #ifdef MADV_HUGEPAGE
-  madvise((void *)a, total, MADV_HUGEPAGE); /* a hint: failure is harmless */
+      madvise((void *)a, size, MADV_HUGEPAGE); /* a hint: failure is fine */
 #endif
-  return (void *)a;
+      r->base = (char *)a;
+      r->size = size;
+      regions[nregions++] = r;
+      return r;
+    }
+    /* strict overcommit or a small ulimit -v: ask for less */
+    if (size / 2 < need || size / 2 < REGION_MIN) break;
+    size /= 2;
+  }
+  free(r);
+  return NULL;
 }
-#endif
 
-static void unmap_block(void *base, size_t cap) { munmap(base, cap + HDR); }
-
-/* Drop the oldest cached blocks until at most keep bytes stay.  Locked. */
-static void trim_locked(size_t keep, void **drop, size_t *drop_cap,
-                        size_t *n_drop)
+/* Best fit among the free ranges of r: index, or -1. */
+static int best_fit(const struct region *r, size_t len)
 {
-  while (cached_bytes > keep && n_cached) {
-    size_t old = 0;
-    for (size_t i = 1; i < n_cached; i++)
-      if (cache[i].age < cache[old].age) old = i;
-    drop[*n_drop] = cache[old].base;
-    drop_cap[(*n_drop)++] = cache[old].cap;
-    cached_bytes -= cache[old].cap;
-    cache[old] = cache[--n_cached];
+  int best = -1;
+  for (int i = 0; i < r->nfree; i++)
+    if (r->free_[i].len >= len &&
+        (best < 0 || r->free_[i].len < r->free_[best].len))
+      best = i;
+  return best;
+}
+
+/* Put the resident block [off, off+len) back on r's free list, joined
+ * with its neighbours; a range that reaches the top lowers the top
+ * instead.  Locked. */
+static void release_range(struct region *r, size_t off, size_t len)
+{
+  int i = 0;
+  while (i < r->nfree && r->free_[i].off < off) i++;
+  int join_prev = i > 0 && r->free_[i - 1].off + r->free_[i - 1].len == off;
+  int join_next = i < r->nfree && off + len == r->free_[i].off;
+  if (join_prev && join_next) {
+    r->free_[i - 1].len += len + r->free_[i].len;
+    r->free_[i - 1].res += len + r->free_[i].res;
+    memmove(&r->free_[i], &r->free_[i + 1],
+            (size_t)(r->nfree - i - 1) * sizeof r->free_[0]);
+    r->nfree--;
+    i--;
+  } else if (join_prev) {
+    i--;
+    r->free_[i].len += len;
+    r->free_[i].res += len;
+  } else if (join_next) {
+    r->free_[i].off = off;
+    r->free_[i].len += len;
+    r->free_[i].res += len;
+  } else if (r->nfree < MAX_FREE) {
+    memmove(&r->free_[i + 1], &r->free_[i],
+            (size_t)(r->nfree - i) * sizeof r->free_[0]);
+    r->free_[i].off = off;
+    r->free_[i].len = len;
+    r->free_[i].res = len;
+    r->nfree++;
+  } else {
+    /* no room to remember it: give it back; the addresses are lost to
+     * reuse, never to correctness (1024 holes do not happen in practice) */
+    madvise(r->base + off, len, MADV_DONTNEED);
+    return;
+  }
+  st_free_resident += len;
+  /* The last range touching the top becomes part of the top.  All of
+   * [top, hwm) counts as resident from then on (st_free_resident is the
+   * free ranges' res plus hwm - top, everywhere): an overcount for the
+   * part a trim gave back, which only makes the next trim come sooner. */
+  if (i == r->nfree - 1 && r->free_[i].off + r->free_[i].len == r->top) {
+    st_free_resident += r->free_[i].len - r->free_[i].res;
+    r->top = r->free_[i].off;
+    r->nfree--;
   }
 }
 
-void *cutout__big_alloc(size_t n)
+/* Give every free page back to the kernel.  Locked. */
+static void trim_locked(void)
 {
+  for (int k = 0; k < nregions; k++) {
+    struct region *r = regions[k];
+    for (int i = 0; i < r->nfree; i++)
+      if (r->free_[i].res) {
+        madvise(r->base + r->free_[i].off, r->free_[i].len, MADV_DONTNEED);
+        r->free_[i].res = 0;
+      }
+    if (r->hwm > r->top) madvise(r->base + r->top, r->hwm - r->top,
+                                 MADV_DONTNEED);
+    r->hwm = r->top;
+  }
+  st_free_resident = 0;
+}
+#endif
+
+/* A block of n bytes; *dirty: how many of its first bytes may hold old
+ * data (the rest was never touched, so it reads as zeros). */
+static void *alloc_block(size_t n, size_t *dirty)
+{
+  *dirty = n;
   if (n == 0) return NULL;
 #ifdef CUTOUT_BIG_USE_MALLOC
   return small_alloc(n);
 #else
   if (n < CUTOUT_BIG_MIN) return small_alloc(n);
-  if (n > SIZE_MAX - HDR - 2 * HUGE_PAGE) return NULL;
-  size_t total = (n + HDR + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-  size_t cap = total - HDR;
+  if (n > ((size_t)1 << 46)) return NULL;
+  size_t len = (n + HDR + PAGE - 1) & ~(PAGE - 1);
+  char *p = NULL;
+  int ri = -1;
 
-  void *drop[CACHE_SLOTS];
-  size_t drop_cap[CACHE_SLOTS], n_drop = 0;
-  void *base = NULL;
   pthread_mutex_lock(&lock);
-  size_t best = SIZE_MAX;
-  for (size_t i = 0; i < n_cached; i++) {
-    size_t c = cache[i].cap;
-    if (c >= cap && c - cap <= cap / 4 && (best == SIZE_MAX ||
-                                           c < cache[best].cap))
-      best = i;
+  /* best fit over every region's free ranges */
+  struct region *br = NULL;
+  int bi = -1;
+  for (int k = 0; k < nregions; k++) {
+    int i = best_fit(regions[k], len);
+    if (i >= 0 && (!br || regions[k]->free_[i].len < br->free_[bi].len)) {
+      br = regions[k];
+      bi = i;
+      ri = k;
+    }
   }
-  if (best != SIZE_MAX) {
-    base = cache[best].base;
-    cap = cache[best].cap;
-    cached_bytes -= cap;
-    cache[best] = cache[--n_cached];
+  if (br) {
+    struct range *g = &br->free_[bi];
+    size_t res = len < g->res ? len : g->res;
+    p = br->base + g->off;
+    st_free_resident -= res;
+    g->off += len;
+    g->len -= len;
+    g->res -= res;
+    if (!g->len) {
+      memmove(g, g + 1, (size_t)(br->nfree - bi - 1) * sizeof *g);
+      br->nfree--;
+    }
     st_reused++;
   } else {
-    /* A miss: what is cached did not fit, so let go of it before growing,
-     * keeping at most CACHE_KEEP in all, the new block included. */
-    trim_locked(cap >= CACHE_KEEP ? 0 : CACHE_KEEP - cap, drop, drop_cap,
-                &n_drop);
-    st_mapped++;
+    for (int k = 0; k < nregions && !p; k++) {
+      struct region *r = regions[k];
+      if (r->size - r->top >= len) {
+        p = r->base + r->top;
+        ri = k;
+      }
+    }
+    if (!p) {
+      struct region *r = region_new(len);
+      if (r) {
+        p = r->base;
+        ri = nregions - 1;
+      }
+    }
+    if (p) {
+      struct region *r = regions[ri];
+      size_t off = (size_t)(p - r->base);
+      r->top = off + len;
+      /* what lies below hwm was touched before: free and resident */
+      size_t res = r->hwm > off ? (r->hwm < r->top ? r->hwm : r->top) - off
+                                : 0;
+      st_free_resident -= res;
+      if (res) st_reused++;
+      *dirty = r->hwm > off + HDR ? r->hwm - off - HDR : 0;
+      if (*dirty > n) *dirty = n;
+      if (r->top > r->hwm) {
+        st_touched += r->top - r->hwm;
+        r->hwm = r->top;
+      }
+    }
   }
   pthread_mutex_unlock(&lock);
-  for (size_t i = 0; i < n_drop; i++) unmap_block(drop[i], drop_cap[i]);
-
-  if (!base && !(base = map_aligned(total))) return NULL;
-  struct hdr *h = base;
+  if (!p) return NULL;
+  struct hdr *h = (struct hdr *)(void *)p;
   h->magic = MAGIC_BIG;
-  h->cap = cap;
-  return (char *)base + HDR;
+  h->len = len;
+  h->region = ri;
+  return p + HDR;
 #endif
+}
+
+void *cutout__big_alloc(size_t n)
+{
+  size_t dirty;
+  return alloc_block(n, &dirty);
 }
 
 void *cutout__big_calloc(size_t n)
 {
-  char *p = cutout__big_alloc(n);
-  if (p) memset(p, 0, n); /* also faults the pages in, once */
+  size_t dirty;
+  char *p = alloc_block(n, &dirty);
+  if (p) memset(p, 0, dirty); /* fresh pages are zero: leave them be */
   return p;
 }
 
@@ -165,40 +305,30 @@ void cutout__big_free(void *p)
     return;
   }
   if (h->magic != MAGIC_BIG) abort(); /* not ours: a heap corruption */
-  size_t cap = h->cap;
-  void *drop[CACHE_SLOTS + 1];
-  size_t drop_cap[CACHE_SLOTS + 1], n_drop = 0;
+#ifndef CUTOUT_BIG_USE_MALLOC
+  h->magic = 0; /* a second free of the same block aborts above */
   pthread_mutex_lock(&lock);
-  if (cap > CACHE_MAX) {
-    drop[n_drop] = h;
-    drop_cap[n_drop++] = cap;
-  } else {
-    trim_locked(CACHE_MAX - cap, drop, drop_cap, &n_drop);
-    if (n_cached == CACHE_SLOTS) trim_locked(cached_bytes - 1, drop,
-                                             drop_cap, &n_drop);
-    cache[n_cached].base = h;
-    cache[n_cached].cap = cap;
-    cache[n_cached++].age = ++tick;
-    cached_bytes += cap;
-  }
+  struct region *r = regions[h->region];
+  size_t off = (size_t)((char *)h - r->base), len = h->len;
+  release_range(r, off, len);
+  if (st_free_resident > RETAIN_MAX) trim_locked();
   pthread_mutex_unlock(&lock);
-  for (size_t i = 0; i < n_drop; i++) unmap_block(drop[i], drop_cap[i]);
+#endif
 }
 
 void cutout__big_trim(void)
 {
-  void *drop[CACHE_SLOTS];
-  size_t drop_cap[CACHE_SLOTS], n_drop = 0;
+#ifndef CUTOUT_BIG_USE_MALLOC
   pthread_mutex_lock(&lock);
-  trim_locked(0, drop, drop_cap, &n_drop);
+  trim_locked();
   pthread_mutex_unlock(&lock);
-  for (size_t i = 0; i < n_drop; i++) unmap_block(drop[i], drop_cap[i]);
+#endif
 }
 
 struct cutout__big_stats cutout__big_stats(void)
 {
   pthread_mutex_lock(&lock);
-  struct cutout__big_stats s = {st_mapped, st_reused, cached_bytes};
+  struct cutout__big_stats s = {st_touched, st_reused, st_free_resident};
   pthread_mutex_unlock(&lock);
   return s;
 }

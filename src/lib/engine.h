@@ -2,6 +2,7 @@
 #ifndef CUTOUT_ENGINE_H
 #define CUTOUT_ENGINE_H
 
+#include "compiled.h"
 #include "ort.h"
 #include "registry.h"
 #include "threadplan.h"
@@ -55,6 +56,7 @@ struct cutout_model {
   char *decoder_output;                /* its first output: the masks */
   /* --- end model families --- */
   double t_read, t_verify, t_session;  /* load timings, seconds */
+  struct cutout__compiled compiled;    /* how the session was made */
 };
 
 struct cutout_ctx {

