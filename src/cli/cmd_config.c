@@ -79,6 +79,15 @@ int cmd_config(int argc, char **argv)
     goto done;
   }
   fputs(text, stdout);
+  if (model && !json) {
+    static const char *const how[] = {"from the .onnx", "mapped from the cache",
+                                      "compiled now, then mapped",
+                                      "from the .onnx (cache not usable)"};
+    const char *path = "", *note = "";
+    cutout_compiled cs = cutout_model_compiled(model, &path, &note);
+    printf("  model %-15s %s%s%s%s%s\n", cutout_model_name(model), how[cs],
+           *path ? ": " : "", path, *note ? "; " : "", note);
+  }
   rc = fflush(stdout) == 0 ? 0 : 1;
   goto done;
 

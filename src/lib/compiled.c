@@ -4,28 +4,35 @@
  * WHY
  * Creating an ISNet session from its .onnx costs 0.2-0.5 s of graph
  * rewriting (constant folding, fusions, the NCHWc layout), and copies the
- * weights into fresh memory that a virtual machine pays ~10 us per page
- * to fault in.  ORT can save the optimised graph in its own format and,
- * given the file's bytes, run on the weights in place.  So the first load
- * of a model optimises it once and saves the result; every later load maps
- * that file and creates the session in about 10 ms, with the weights
- * shared with the page cache.
+ * weights into fresh memory that a virtual machine pays dearly to fault
+ * in.  ORT can save the optimised graph in its own format and, given the
+ * file's bytes, run on the weights in place.  So the first load of a model
+ * optimises it once and saves the result; every later load maps that file
+ * and creates the session in about 10 ms, with the weights shared with the
+ * page cache (and with every other process using the model).
  *
  * DESIGN
  * The file is <cache>/<model>-<key>.ort, where key hashes everything the
  * optimised graph depends on: the model file (path, device, inode, size,
- * mtime), the ONNX Runtime version, the CPU's feature flags (the NCHWc
- * layout is sized for the vector width), the optimisation level and the
- * fp16 choice.  A changed model, a new ORT or another CPU gives a new key.
+ * mtime, ctime), the ONNX Runtime version, the CPU's feature flags (the
+ * NCHWc layout is sized for the vector width), the optimisation level,
+ * denormals, the rewrite asked for and the rewriter's version.  A changed
+ * model, a new ORT or cutout, or another CPU gives a new key.
+ *
  * Files are written to a temporary name and renamed, so a reader sees a
- * whole file or none; a file that fails to load is removed and rebuilt.
- * A model that ORT cannot save leaves a <key>.failed note, so later loads
- * do not try again.  Only CPU-only sessions use the cache: another
- * provider compiles its own way.
+ * whole file or none.  A file ORT rejects is removed and built again; an
+ * error of the system (no memory, too many files) leaves it alone.  When
+ * ORT cannot save or reload a model at all, a <key>.failed note keeps
+ * later loads from trying again for a week.  The folder must belong to
+ * the user and be closed to others: ORT writes the file by name, and the
+ * file is trusted when it is read.  A hit refreshes the file's time; each
+ * model keeps its three most recently used files.  Only CPU-only sessions
+ * use the cache: another provider compiles its own way.
  *
  * Before ORT sees a model, cached or not, onnx_rewrite.c drops the
- * outputs cutout never reads and, when the engine's fp16 is "promote",
- * turns an fp16 model into fp32.
+ * outputs cutout never reads and, with the engine's fp16 "promote", turns
+ * an fp16 model into fp32.  A rewrite ORT refuses falls back to less (the
+ * outputs only, then the model as it is), so the rewrite can only help.
  */
 #include "compiled.h"
 
@@ -36,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +53,11 @@
 #include <unistd.h>
 
 #define FORMAT_VERSION "cutout-compiled-1"
-#define KEEP_PER_MODEL 3 /* cache files kept per model name */
+#define KEEP_PER_MODEL 3          /* cache files kept per model name */
+#define FAILED_TTL (7 * 24 * 3600) /* seconds a .failed note holds */
+
+/* What a step did with a model (load_cached, build). */
+enum { STEP_OK = 0, STEP_SYSTEM = 1, STEP_REFUSED = 2 };
 
 int cutout__compiled_dir(const cutout_model_params *p, char *out, size_t cap)
 {
@@ -66,21 +78,34 @@ int cutout__compiled_dir(const cutout_model_params *p, char *out, size_t cap)
   return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-/* mkdir -p, 0755. */
-static int make_dirs(const char *dir)
+/* mkdir -p, 0755, then check the folder is ours alone to write in. */
+static int cache_folder(const char *dir, char *why, size_t whylen)
 {
   char tmp[PATH_MAX];
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s", dir) >= sizeof tmp) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
+  struct stat st;
+  snprintf(tmp, sizeof tmp, "%s", dir);
   for (char *s = tmp + 1; *s; s++) {
     if (*s != '/') continue;
     *s = 0;
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) goto sys;
     *s = '/';
   }
-  return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) goto sys;
+  if (stat(dir, &st) != 0) goto sys;
+  if (!S_ISDIR(st.st_mode)) {
+    snprintf(why, whylen, "cache folder %s is not a folder", dir);
+    return -1;
+  }
+  if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+    snprintf(why, whylen, "cache folder %s is %s", dir,
+             st.st_uid != geteuid() ? "another user's"
+                                    : "writable by others");
+    return -1;
+  }
+  return 0;
+sys:
+  snprintf(why, whylen, "cache folder %s: %s", tmp, strerror(errno));
+  return -1;
 }
 
 /* The CPU's feature flags as the kernel lists them (x86 "flags", Arm
@@ -99,20 +124,23 @@ static void cpu_flags(char *out, size_t cap)
   fclose(f);
 }
 
-/* Hex sha256 of the key text, first 16 digits. */
+/* Hex sha256 of everything the optimised graph depends on, 16 digits. */
 static void make_key(cutout_engine *e, const char *path, const struct stat *sb,
-                     unsigned rw, char *out)
+                     unsigned rewrite, char *out)
 {
-  char real[PATH_MAX], cpu[4096], text[PATH_MAX + 4096 + 256];
+  char real[PATH_MAX], cpu[4096], text[PATH_MAX + 4096 + 400];
   if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
   cpu_flags(cpu, sizeof cpu);
-  int n = snprintf(text, sizeof text,
-                   "%s\n%s\n%llu %llu %lld %lld.%09ld\nort %s\n%s"
-                   "opt %d rewrite %u\n",
-                   FORMAT_VERSION, real, (unsigned long long)sb->st_dev,
-                   (unsigned long long)sb->st_ino, (long long)sb->st_size,
-                   (long long)sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec,
-                   cutout_ort_version(), cpu, e->eff.graph_opt, rw);
+  int n = snprintf(
+      text, sizeof text,
+      "%s\n%s\n%llu %llu %lld %lld.%09ld %lld.%09ld\nort %s\n%s"
+      "opt %d denormals %d rewrite %u v%d\n",
+      FORMAT_VERSION, real, (unsigned long long)sb->st_dev,
+      (unsigned long long)sb->st_ino, (long long)sb->st_size,
+      (long long)sb->st_mtim.tv_sec, sb->st_mtim.tv_nsec,
+      (long long)sb->st_ctim.tv_sec, sb->st_ctim.tv_nsec, cutout_ort_version(),
+      cpu, e->eff.graph_opt, e->eff.denormals_zero, rewrite,
+      CUTOUT_REWRITE_VERSION);
   unsigned char d[EVP_MAX_MD_SIZE];
   unsigned dn = 0;
   if (n < 0 || (size_t)n >= sizeof text) n = (int)strlen(text);
@@ -121,7 +149,7 @@ static void make_key(cutout_engine *e, const char *path, const struct stat *sb,
     snprintf(out + 2 * i, 3, "%02x", i < dn ? d[i] : 0);
 }
 
-/* A file-name-safe copy of the model name. */
+/* A file-name-safe copy of the model name, without ".onnx". */
 static void safe_name(const char *name, char *out, size_t cap)
 {
   size_t k = 0;
@@ -138,9 +166,15 @@ static void safe_name(const char *name, char *out, size_t cap)
   if (!k) snprintf(out, cap, "model");
 }
 
-/* Keep the KEEP_PER_MODEL newest <prefix><16 hex>.ort files of a model,
- * always including keep (the one just written), and drop temporaries of
- * the model older than an hour (a crashed build). */
+static int newer(const struct timespec *a, const struct timespec *b)
+{
+  return a->tv_sec > b->tv_sec ||
+         (a->tv_sec == b->tv_sec && a->tv_nsec > b->tv_nsec);
+}
+
+/* Keep the KEEP_PER_MODEL most recently used <prefix><16 hex>.ort files of
+ * a model, always including keep (the one just written); drop temporaries
+ * older than an hour (a crashed build) and expired .failed notes. */
 static void prune(const char *dir, const char *prefix, const char *keep)
 {
   struct ent {
@@ -154,40 +188,40 @@ static void prune(const char *dir, const char *prefix, const char *keep)
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *de;
-  char full[PATH_MAX];
+  time_t now = time(NULL);
   while ((de = readdir(d))) {
     const char *nm = de->d_name;
     size_t n = strlen(nm);
+    int tmp = nm[0] == '.' && strncmp(nm + 1, prefix, pl) == 0 &&
+              strstr(nm, ".tmp.");
+    int note = strncmp(nm, prefix, pl) == 0 && n == pl + 16 + 7 &&
+               strcmp(nm + n - 7, ".failed") == 0;
+    int ort = strncmp(nm, prefix, pl) == 0 && n == pl + 16 + 4 &&
+              strcmp(nm + n - 4, ".ort") == 0 &&
+              strspn(nm + pl, "0123456789abcdef") == 16 && n < 256;
     struct stat st;
-    if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, nm) >= sizeof full ||
-        stat(full, &st) != 0)
+    if ((!tmp && !note && !ort) ||
+        fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
       continue;
-    if (nm[0] == '.' && strncmp(nm + 1, prefix, pl) == 0 &&
-        strstr(nm, ".tmp.") && time(NULL) - st.st_mtime > 3600) {
-      unlink(full);
+    if (tmp || note) {
+      if (now - st.st_mtime > (tmp ? 3600 : FAILED_TTL))
+        unlinkat(dirfd(d), nm, 0);
       continue;
     }
-    if (strncmp(nm, prefix, pl) != 0 || n != pl + 16 + 4 ||
-        strcmp(nm + n - 4, ".ort") != 0 ||
-        strspn(nm + pl, "0123456789abcdef") != 16 || strcmp(nm, kb) == 0)
-      continue;
-    /* the KEEP_PER_MODEL - 1 newest others stay, by insertion, newest
-     * first; whatever falls off the end goes */
+    if (strcmp(nm, kb) == 0) continue;
+    /* the KEEP_PER_MODEL - 1 newest others stay, newest first; whatever
+     * falls off the end goes */
     struct ent cur;
     snprintf(cur.name, sizeof cur.name, "%s", nm);
     cur.mtime = st.st_mtim;
     int at = nk;
-    while (at > 0 && (newest[at - 1].mtime.tv_sec < cur.mtime.tv_sec ||
-                      (newest[at - 1].mtime.tv_sec == cur.mtime.tv_sec &&
-                       newest[at - 1].mtime.tv_nsec < cur.mtime.tv_nsec)))
-      at--;
+    while (at > 0 && newer(&cur.mtime, &newest[at - 1].mtime)) at--;
     if (at >= KEEP_PER_MODEL - 1) {
-      unlink(full);
+      unlinkat(dirfd(d), nm, 0);
       continue;
     }
     if (nk == KEEP_PER_MODEL - 1) {
-      snprintf(full, sizeof full, "%s/%s", dir, newest[nk - 1].name);
-      unlink(full);
+      unlinkat(dirfd(d), newest[nk - 1].name, 0);
       nk--;
     }
     memmove(&newest[at + 1], &newest[at], (size_t)(nk - at) * sizeof newest[0]);
@@ -197,8 +231,12 @@ static void prune(const char *dir, const char *prefix, const char *keep)
   closedir(d);
 }
 
+/* A .failed note younger than FAILED_TTL: 0 with its text, else -1. */
 static int read_note(const char *path, char *out, size_t cap)
 {
+  struct stat st;
+  if (stat(path, &st) != 0 || time(NULL) - st.st_mtime > FAILED_TTL)
+    return -1;
   FILE *f = fopen(path, "r");
   if (!f) return -1;
   size_t n = fread(out, 1, cap - 1, f);
@@ -216,14 +254,62 @@ static void write_note(const char *path, const char *text)
   fclose(f);
 }
 
-/* Session options for a cached file: the engine's, plus ORT reading the
+/* Append "label text" to the note. */
+static void add_note(struct cutout__compiled *c, const char *label,
+                     const char *text)
+{
+  size_t n = strlen(c->note);
+  if (n) n += (size_t)snprintf(c->note + n, sizeof c->note - n, "; ");
+  if (n < sizeof c->note)
+    snprintf(c->note + n, sizeof c->note - n, "%s%s", label, text);
+}
+
+/* The rewrite of a model, as much of it as can be done: fp32 and the
+ * first output, or the first output alone when the fp32 part cannot be
+ * done (fp16 data in an external file).  *flags says what was done (0:
+ * nothing, *out NULL). */
+static void rewrite(unsigned *flags, const void *bytes, size_t len,
+                    uint8_t **out, size_t *out_len,
+                    struct cutout__compiled *c)
+{
+  char why[CUTOUT_ERRMSG_MAX] = "", note[240] = "";
+  struct cutout__rewrite_stats rs;
+  *out = NULL;
+  *out_len = 0;
+  int r = cutout__onnx_rewrite(bytes, len, *flags, out, out_len, &rs, why,
+                               sizeof why);
+  if (r < 0 && (*flags & CUTOUT_REWRITE_FP32)) {
+    snprintf(note, sizeof note, "fp16 kept: %.150s", why);
+    add_note(c, "", note);
+    *flags &= ~(unsigned)CUTOUT_REWRITE_FP32;
+    r = cutout__onnx_rewrite(bytes, len, *flags, out, out_len, &rs, why,
+                             sizeof why);
+  }
+  if (r <= 0) {
+    if (r < 0) add_note(c, "model not rewritten: ", why);
+    *flags = 0;
+    return;
+  }
+  if (rs.tensors + rs.types && rs.outputs)
+    snprintf(note, sizeof note, "fp16 promoted to fp32 (%zu tensors, %zu "
+             "types), %zu unused outputs dropped", rs.tensors, rs.types,
+             rs.outputs);
+  else if (rs.tensors + rs.types)
+    snprintf(note, sizeof note, "fp16 promoted to fp32 (%zu tensors, %zu "
+             "types)", rs.tensors, rs.types);
+  else
+    snprintf(note, sizeof note, "%zu unused outputs dropped", rs.outputs);
+  add_note(c, "", note);
+}
+
+/* Session options for a cached file: the model's, plus ORT reading the
  * graph and the weights straight from the mapped bytes, and no second
  * round of optimisation. */
-static cutout_status cached_options(cutout_engine *e, OrtSessionOptions **so,
-                                    char *err)
+static cutout_status cached_options(cutout_engine *e, const char *providers,
+                                    OrtSessionOptions **so, char *err)
 {
   const OrtApi *api = e->api;
-  cutout_status st = cutout__session_options(e, so, err);
+  cutout_status st = cutout__model_options(e, providers, so, err);
   if (st) return st;
   st = cutout__ort_check(
       api->AddSessionConfigEntry(*so, "session.use_ort_model_bytes_directly",
@@ -245,102 +331,123 @@ static cutout_status cached_options(cutout_engine *e, OrtSessionOptions **so,
   return st;
 }
 
-/* Map the cache file and create the session on it.  0, or -1 with the
- * reason in why (the file is then not usable). */
-static int load_cached(cutout_engine *e, struct cutout__compiled *c,
-                       OrtSession **out, char *why, size_t whylen)
+/* Map the cache file and create the session on it: STEP_OK; STEP_SYSTEM
+ * when the system failed us (the file may be fine); STEP_REFUSED when ORT
+ * rejected the file.  why says what happened. */
+static int load_cached(cutout_engine *e, const char *providers,
+                       struct cutout__compiled *c, OrtSession **out,
+                       char *why, size_t whylen)
 {
   char err[CUTOUT_ERRMSG_MAX] = "";
   int fd = open(c->path, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (fd < 0) {
     snprintf(why, whylen, "%s: %s", c->path, strerror(errno));
-    return -1;
+    return STEP_SYSTEM;
   }
-  if (fstat(fd, &st) != 0 || st.st_size <= 0) {
+  if (fstat(fd, &st) != 0) {
+    snprintf(why, whylen, "%s: %s", c->path, strerror(errno));
+    close(fd);
+    return STEP_SYSTEM;
+  }
+  if (st.st_size <= 0) {
     snprintf(why, whylen, "%s: empty", c->path);
     close(fd);
-    return -1;
+    return STEP_REFUSED;
   }
   void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (map == MAP_FAILED) {
     snprintf(why, whylen, "%s: %s", c->path, strerror(errno));
-    return -1;
+    return STEP_SYSTEM;
   }
   OrtSessionOptions *so = NULL;
   OrtSession *s = NULL;
-  cutout_status rc = cached_options(e, &so, err);
-  if (!rc)
-    rc = cutout__ort_check(e->api->CreateSessionFromArray(
-                               e->env, map, (size_t)st.st_size, so, &s),
-                           CUTOUT_EMODEL, err, c->path);
-  if (so) e->api->ReleaseSessionOptions(so);
+  if (cached_options(e, providers, &so, err)) {
+    munmap(map, (size_t)st.st_size);
+    snprintf(why, whylen, "%s", err);
+    return STEP_SYSTEM;
+  }
+  cutout_status rc = cutout__ort_check(
+      e->api->CreateSessionFromArray(e->env, map, (size_t)st.st_size, so, &s),
+      CUTOUT_EMODEL, err, c->path);
+  e->api->ReleaseSessionOptions(so);
   if (rc) {
     munmap(map, (size_t)st.st_size);
     snprintf(why, whylen, "%s", err);
-    return -1;
+    return STEP_REFUSED;
   }
   c->map = map;
   c->map_len = (size_t)st.st_size;
   *out = s;
-  return 0;
+  return STEP_OK;
 }
 
-/* Optimise bytes with the engine's options and save the result as
- * c->path (via a temporary file).  0; or, with the reason in why, 1 when
- * ORT cannot save this model, 2 when the file system failed. */
-static int build(cutout_engine *e, const void *bytes, size_t len,
-                 struct cutout__compiled *c, const char *dir,
+/* Optimise bytes with the model's options and save the result as c->path
+ * (via a temporary file): STEP_OK; STEP_SYSTEM when the file system or
+ * the system failed; STEP_REFUSED when ORT could not make or save the
+ * model.  why says what happened. */
+static int build(cutout_engine *e, const char *providers, const void *bytes,
+                 size_t len, struct cutout__compiled *c, const char *dir,
                  const char *prefix, char *why, size_t whylen)
 {
+  static atomic_ulong seq;
   const OrtApi *api = e->api;
   char err[CUTOUT_ERRMSG_MAX] = "", tmp[PATH_MAX];
-  static unsigned long seq;
   if ((size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld.%lu.ort", dir, prefix,
-                       (long)getpid(),
-                       __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED)) >=
+                       (long)getpid(), atomic_fetch_add(&seq, 1)) >=
       sizeof tmp) {
     snprintf(why, whylen, "cache path too long");
-    return 2;
+    return STEP_SYSTEM;
   }
-  /* The folder must take the file (ORT's own failure then means ORT cannot
-   * save this model, for good): writable, and room for twice the model,
-   * as the fp32 form of an fp16 one is. */
+  /* The folder must take the file, so that ORT's own failure means ORT
+   * cannot save this model: room for twice the model (the fp32 form of an
+   * fp16 one) and the temporary file made here first. */
   struct statvfs vfs;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    snprintf(why, whylen, "cannot write in %s: %s", dir, strerror(errno));
-    return 2;
-  }
-  close(fd);
   if (statvfs(dir, &vfs) == 0 &&
       (unsigned long long)vfs.f_bavail * vfs.f_frsize <
           2ull * len + (64ull << 20)) {
-    unlink(tmp);
     snprintf(why, whylen, "not enough free space in %s", dir);
-    return 2;
+    return STEP_SYSTEM;
   }
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    snprintf(why, whylen, "cannot write in %s: %s", dir, strerror(errno));
+    return STEP_SYSTEM;
+  }
+  close(fd);
   OrtSessionOptions *so = NULL;
   OrtSession *s = NULL;
-  cutout_status rc = cutout__session_options(e, &so, err);
-  if (!rc)
-    rc = cutout__ort_check(api->SetOptimizedModelFilePath(so, tmp),
-                           CUTOUT_ERUNTIME, err, "session options");
+  if (cutout__model_options(e, providers, &so, err)) {
+    unlink(tmp);
+    snprintf(why, whylen, "%s", err);
+    return STEP_SYSTEM;
+  }
+  cutout_status rc = cutout__ort_check(
+      api->SetOptimizedModelFilePath(so, tmp), CUTOUT_ERUNTIME, err,
+      "session options");
   if (!rc)
     rc = cutout__ort_check(
         api->AddSessionConfigEntry(so, "session.save_model_format", "ORT"),
         CUTOUT_ERUNTIME, err, "session options");
-  if (!rc)
-    rc = cutout__ort_check(api->CreateSessionFromArray(e->env, bytes, len, so,
-                                                       &s),
-                           CUTOUT_EMODEL, err, "optimising");
-  if (so) api->ReleaseSessionOptions(so);
+  if (!rc) /* a profile of this throwaway session would only mislead */
+    rc = cutout__ort_check(api->DisableProfiling(so), CUTOUT_ERUNTIME, err,
+                           "session options");
+  if (rc) {
+    api->ReleaseSessionOptions(so);
+    unlink(tmp);
+    snprintf(why, whylen, "%s", err);
+    return STEP_SYSTEM;
+  }
+  rc = cutout__ort_check(api->CreateSessionFromArray(e->env, bytes, len, so,
+                                                     &s),
+                         CUTOUT_EMODEL, err, "optimising");
+  api->ReleaseSessionOptions(so);
   if (s) api->ReleaseSession(s);
   if (rc) {
     unlink(tmp);
     snprintf(why, whylen, "%s", err);
-    return 1;
+    return STEP_REFUSED;
   }
   /* durable before it becomes visible */
   fd = open(tmp, O_RDONLY | O_CLOEXEC);
@@ -349,73 +456,41 @@ static int build(cutout_engine *e, const void *bytes, size_t len,
   if (!ok || rename(tmp, c->path) != 0) {
     snprintf(why, whylen, "cannot save %s: %s", c->path, strerror(errno));
     unlink(tmp);
-    return 2;
+    return STEP_SYSTEM;
   }
   prune(dir, prefix, c->path);
-  return 0;
+  return STEP_OK;
 }
 
-/* The plain session: from the fp32 rewrite when there is one, else (or
- * when the rewrite does not load) from the model's own bytes. */
-static cutout_status plain_session(cutout_engine *e, const void *bytes,
-                                   size_t len, uint8_t *wide, size_t wide_len,
-                                   OrtSessionOptions *so, OrtSession **out,
+/* The session from the rewrite when it loads, else from the model's own
+ * bytes. */
+static cutout_status plain_session(cutout_engine *e, const char *providers,
+                                   const void *bytes, size_t len,
+                                   const uint8_t *wide, size_t wide_len,
+                                   OrtSession **out,
                                    struct cutout__compiled *c,
                                    const char *what, char *err)
 {
   const OrtApi *api = e->api;
+  OrtSessionOptions *so = NULL;
+  cutout_status st = cutout__model_options(e, providers, &so, err);
+  if (st) return st;
   if (wide) {
     char why[CUTOUT_ERRMSG_MAX] = "";
-    cutout_status st = cutout__ort_check(
+    st = cutout__ort_check(
         api->CreateSessionFromArray(e->env, wide, wide_len, so, out),
         CUTOUT_EMODEL, why, "ONNX Runtime");
-    if (!st) return CUTOUT_OK;
-    snprintf(c->note, sizeof c->note,
-             "model as it is: the rewrite did not load (%s)", why);
+    if (!st) {
+      api->ReleaseSessionOptions(so);
+      return CUTOUT_OK;
+    }
+    add_note(c, "model as it is: the rewrite did not load: ", why);
   }
-  return cutout__ort_check(api->CreateSessionFromArray(e->env, bytes, len, so,
-                                                       out),
-                           CUTOUT_EMODEL, err, what);
-}
-
-/* The rewritten model, once: fp16 as fp32 and only the first output (a
- * model the rewrite cannot read is left to ORT to judge). */
-static void rewrite(unsigned flags, const void *bytes, size_t len,
-                    uint8_t **wide, size_t *wide_len,
-                    struct cutout__compiled *c)
-{
-  char why[CUTOUT_ERRMSG_MAX] = "", note[200] = "";
-  struct cutout__rewrite_stats rs;
-  if (!flags || *wide) return;
-  int r = cutout__onnx_rewrite(bytes, len, flags, wide, wide_len, &rs, why,
-                               sizeof why);
-  if (r == 1 && rs.tensors + rs.types && rs.outputs)
-    snprintf(note, sizeof note, "fp16 promoted to fp32 (%zu tensors, %zu "
-             "types), %zu unused outputs dropped", rs.tensors, rs.types,
-             rs.outputs);
-  else if (r == 1 && rs.tensors + rs.types)
-    snprintf(note, sizeof note, "fp16 promoted to fp32 (%zu tensors, %zu "
-             "types)", rs.tensors, rs.types);
-  else if (r == 1)
-    snprintf(note, sizeof note, "%zu unused outputs dropped", rs.outputs);
-  else if (r < 0)
-    snprintf(note, sizeof note, "model not rewritten: %.150s", why);
-  if (*note) {
-    char rest[sizeof c->note];
-    snprintf(rest, sizeof rest, "%s", c->note);
-    snprintf(c->note, sizeof c->note, "%s%s%s", note, *rest ? "; " : "",
-             rest);
-  }
-}
-
-/* Append "label text" to the note. */
-static void add_note(struct cutout__compiled *c, const char *label,
-                     const char *text)
-{
-  size_t n = strlen(c->note);
-  if (n) n += (size_t)snprintf(c->note + n, sizeof c->note - n, "; ");
-  if (n < sizeof c->note)
-    snprintf(c->note + n, sizeof c->note - n, "%s%s", label, text);
+  st = cutout__ort_check(api->CreateSessionFromArray(e->env, bytes, len, so,
+                                                     out),
+                         CUTOUT_EMODEL, err, what);
+  api->ReleaseSessionOptions(so);
+  return st;
 }
 
 cutout_status cutout__compiled_session(cutout_engine *e,
@@ -423,7 +498,7 @@ cutout_status cutout__compiled_session(cutout_engine *e,
                                        const char *name, const char *path,
                                        const struct stat *sb,
                                        const void *bytes, size_t len,
-                                       int cpu_only, OrtSessionOptions *so,
+                                       const char *providers, int cpu_only,
                                        const char *what, OrtSession **out,
                                        struct cutout__compiled *c, char *err)
 {
@@ -432,14 +507,12 @@ cutout_status cutout__compiled_session(cutout_engine *e,
   uint8_t *wide = NULL;
   size_t wide_len = 0;
   cutout_status st;
+  int r, remember = 0;
   memset(c, 0, sizeof *c);
   c->state = CUTOUT_COMPILED_OFF;
-
-  unsigned flags = CUTOUT_REWRITE_FIRST_OUTPUT;
+  unsigned asked = CUTOUT_REWRITE_FIRST_OUTPUT, done;
   if (cpu_only && e->eff.fp16 == CUTOUT_FP16_PROMOTE)
-    flags |= CUTOUT_REWRITE_FP32;
-  const void *feed = bytes;
-  size_t feed_len = len;
+    asked |= CUTOUT_REWRITE_FP32;
 
   if (!e->eff.model_cache || !cpu_only) {
     if (e->eff.model_cache) add_note(c, "cache off: ", "not CPU-only");
@@ -447,63 +520,75 @@ cutout_status cutout__compiled_session(cutout_engine *e,
   }
   c->state = CUTOUT_COMPILED_FAILED; /* until a session comes from it */
   if (cutout__compiled_dir(p, dir, sizeof dir) != 0) {
-    add_note(c, "cache not used: ", "no cache folder (HOME unset)");
+    add_note(c, "cache not used: ", "no cache folder (HOME unset, or the "
+                                    "name is too long)");
+    goto plain;
+  }
+  if (cache_folder(dir, why, sizeof why) != 0) {
+    add_note(c, "cache not used: ", why);
     goto plain;
   }
   safe_name(name, prefix, sizeof prefix - 1);
   strcat(prefix, "-");
-  make_key(e, path, sb, flags, key);
+  make_key(e, path, sb, asked, key);
   if ((size_t)snprintf(c->path, sizeof c->path, "%s/%s%s.ort", dir, prefix,
-                       key) >= sizeof c->path) {
+                       key) >= sizeof c->path ||
+      (size_t)snprintf(failed, sizeof failed, "%s/%s%s.failed", dir, prefix,
+                       key) >= sizeof failed) {
     c->path[0] = 0;
     add_note(c, "cache not used: ", "cache path too long");
     goto plain;
   }
-  snprintf(failed, sizeof failed, "%s/%s%s.failed", dir, prefix, key);
 
   if (access(c->path, F_OK) == 0) {
-    if (load_cached(e, c, out, why, sizeof why) == 0) {
+    r = load_cached(e, providers, c, out, why, sizeof why);
+    if (r == STEP_OK) {
       c->state = CUTOUT_COMPILED_HIT;
-      free(wide);
+      utimensat(AT_FDCWD, c->path, NULL, 0); /* recently used: kept */
       return CUTOUT_OK;
     }
-    unlink(c->path); /* unusable: build it again */
+    if (r == STEP_SYSTEM) {
+      add_note(c, "cache not used: ", why);
+      goto plain;
+    }
+    unlink(c->path); /* ORT rejected it: build it again */
   } else if (read_note(failed, why, sizeof why) == 0) {
     add_note(c, "cache not used: ", why);
     goto plain;
   }
-  if (make_dirs(dir) != 0) {
-    snprintf(why, sizeof why, "cache folder %s: %s", dir, strerror(errno));
-    add_note(c, "cache not used: ", why);
-    goto plain;
+
+  /* Build from the rewrite; when ORT refuses that, from the model as it
+   * is, in case the rewrite is to blame. */
+  done = asked;
+  rewrite(&done, bytes, len, &wide, &wide_len, c);
+  r = build(e, providers, wide ? (const void *)wide : bytes,
+            wide ? wide_len : len, c, dir, prefix, why, sizeof why);
+  if (r == STEP_REFUSED && wide) {
+    add_note(c, "model as it is: the rewrite did not load: ", why);
+    r = build(e, providers, bytes, len, c, dir, prefix, why, sizeof why);
   }
-  rewrite(flags, bytes, len, &wide, &wide_len, c);
-  if (wide) {
-    feed = wide;
-    feed_len = wide_len;
-  }
-  int r = build(e, feed, feed_len, c, dir, prefix, why, sizeof why);
-  if (r == 0) {
-    if (load_cached(e, c, out, why, sizeof why) == 0) {
+  free(wide); /* the session maps the saved file: no copy stays behind */
+  wide = NULL;
+  if (r == STEP_OK) {
+    r = load_cached(e, providers, c, out, why, sizeof why);
+    if (r == STEP_OK) {
       c->state = CUTOUT_COMPILED_BUILT;
-      free(wide);
       return CUTOUT_OK;
     }
-    unlink(c->path);
-    r = 1; /* saved but not loadable: ORT's doing, not the disk's */
+    if (r == STEP_REFUSED) unlink(c->path);
   }
   add_note(c, "cache not used: ", why);
-  st = plain_session(e, bytes, len, wide, wide_len, so, out, c, what, err);
-  /* A model that works but that ORT cannot save or reload gets a note,
-   * so later loads do not try again; a full disk does not. */
-  if (!st && r == 1) write_note(failed, why);
-  free(wide);
-  return st;
+  /* ORT cannot make, save or reload this model: if the model itself
+   * loads, remember that, so later loads skip the attempt */
+  remember = r == STEP_REFUSED;
 
 plain:
-  rewrite(flags, bytes, len, &wide, &wide_len, c);
-  st = plain_session(e, bytes, len, wide, wide_len, so, out, c, what, err);
+  done = asked;
+  rewrite(&done, bytes, len, &wide, &wide_len, c);
+  st = plain_session(e, providers, bytes, len, wide, wide_len, out, c, what,
+                     err);
   free(wide);
+  if (!st && remember) write_note(failed, why);
   return st;
 }
 

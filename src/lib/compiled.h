@@ -21,22 +21,21 @@ struct cutout__compiled {
 
 /*
  * The session of model `name` (a registry name or a file name) whose file
- * `path` (stat sb) is mapped at bytes[0..len).  With the engine's
- * model_cache on and only the CPU provider (cpu_only), it is loaded from
- * the cache, or built, saved there and then loaded; otherwise, or when the
- * cache cannot be used, it is created from the bytes.  With fp16 promote,
- * an fp16 model is rewritten into fp32 first (CPU provider only).  so is
- * the caller's session options, used for the uncached session; cached
- * loads make their own.  An invalid model fails with "<what>: <ORT's
- * reason>".  c is filled in every case; release it with
- * cutout__compiled_release after the session.
+ * `path` (stat sb) is mapped at bytes[0..len), for the execution providers
+ * `providers` (cutout_model_params.providers; cpu_only when that is only
+ * the CPU).  With the engine's model_cache on and cpu_only, it comes from
+ * the cache, or is built, saved there and then loaded; otherwise, or when
+ * the cache cannot be used, it is created from the bytes.  Either way ORT
+ * gets the model rewritten (onnx_rewrite.c) when that loads.  An invalid
+ * model fails with "<what>: <ORT's reason>".  c is filled in every case;
+ * release it with cutout__compiled_release after the session.
  */
 cutout_status cutout__compiled_session(cutout_engine *e,
                                        const cutout_model_params *p,
                                        const char *name, const char *path,
                                        const struct stat *sb,
                                        const void *bytes, size_t len,
-                                       int cpu_only, OrtSessionOptions *so,
+                                       const char *providers, int cpu_only,
                                        const char *what, OrtSession **out,
                                        struct cutout__compiled *c, char *err);
 void cutout__compiled_release(struct cutout__compiled *c);

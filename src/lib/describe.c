@@ -8,6 +8,7 @@
  * engine.c used to call ORT, so the report cannot drift from what ORT got.
  */
 #include "engine.h"
+#include "compiled.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -152,6 +153,31 @@ static void live_names(struct sb *b, int json)
   if (!n && !json) sb_printf(b, "none");
 }
 
+/* The compiled-model cache folder: files and bytes in it. */
+static void cache_summary(char *dir, size_t cap, int *files, double *mb)
+{
+  *files = 0;
+  *mb = 0;
+  if (cutout__compiled_dir(NULL, dir, cap) != 0) {
+    snprintf(dir, cap, "none (HOME unset)");
+    return;
+  }
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  char full[PATH_MAX + 300];
+  struct stat st;
+  while (d && (de = readdir(d))) {
+    size_t n = strlen(de->d_name);
+    if (n < 5 || strcmp(de->d_name + n - 4, ".ort") != 0) continue;
+    snprintf(full, sizeof full, "%s/%s", dir, de->d_name);
+    if (stat(full, &st) == 0) {
+      (*files)++;
+      *mb += (double)st.st_size / 1e6;
+    }
+  }
+  if (d) closedir(d);
+}
+
 static void describe_text(struct sb *b, const cutout_engine *e)
 {
   const struct cutout__plan *pl = e->plan;
@@ -223,6 +249,27 @@ static void describe_text(struct sb *b, const cutout_engine *e)
   live_names(b, 0);
   sb_printf(b, "\n\nExecution providers     %s\n",
             *e->providers ? e->providers : "unknown");
+
+  char dir[PATH_MAX];
+  int files;
+  double mb;
+  cache_summary(dir, sizeof dir, &files, &mb);
+  sb_printf(b, "\nModels\n");
+  sb_printf(b, "  cache folder          %s (%d compiled model%s, %.0f MB)%s\n",
+            dir, files, files == 1 ? "" : "s", mb,
+            e->eff.model_cache ? "" : ", not used: model_cache off");
+  sb_printf(b, "  handed to ORT         the .onnx rewritten: first output "
+               "only%s\n", e->eff.fp16 == CUTOUT_FP16_PROMOTE
+                               ? ", fp16 as fp32" : "");
+  if (e->eff.model_cache) {
+    sb_printf(b, "  first load            the session calls above, plus "
+                 "SetOptimizedModelFilePath(<cache>/<model>-<key>.ort), "
+                 "\"session.save_model_format\" = \"ORT\"\n");
+    sb_printf(b, "  every load            the file mapped; the session calls "
+                 "above, plus \"session.use_ort_model_bytes_directly\" = "
+                 "\"1\", \"session.use_ort_model_bytes_for_initializers\" "
+                 "= \"1\", ORT_DISABLE_ALL\n");
+  }
 }
 
 static void describe_json(struct sb *b, const cutout_engine *e)
@@ -311,7 +358,13 @@ static void describe_json(struct sb *b, const cutout_engine *e)
     sb_json(b, one);
     p += len + (p[len] == ',');
   }
-  sb_printf(b, "]\n}\n");
+  char dir[PATH_MAX];
+  int files;
+  double mb;
+  cache_summary(dir, sizeof dir, &files, &mb);
+  sb_printf(b, "],\n  \"model_cache\": {\"folder\": ");
+  sb_json(b, dir);
+  sb_printf(b, ", \"files\": %d, \"megabytes\": %.1f}\n}\n", files, mb);
 }
 
 cutout_status cutout_engine_describe(const cutout_engine *e, int json,

@@ -76,6 +76,10 @@ struct cutout_ctx {
  * plan's session calls (DisablePerSessionThreads with the shared pool). */
 cutout_status cutout__session_options(cutout_engine *e, OrtSessionOptions **out,
                                       char *err);
+/* The same, plus the execution providers of a model
+ * (cutout_model_params.providers; model.c). */
+cutout_status cutout__model_options(cutout_engine *e, const char *providers,
+                                    OrtSessionOptions **out, char *err);
 
 /* Around every Run, in the thread that calls it: pin the thread to the
  * binding's group 0 and set FTZ/DAZ when denormals_zero is on (ORT only

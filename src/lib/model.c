@@ -447,6 +447,17 @@ static cutout_status append_providers(cutout_engine *e, OrtSessionOptions *so,
   return CUTOUT_OK;
 }
 
+cutout_status cutout__model_options(cutout_engine *e, const char *list,
+                                    OrtSessionOptions **out, char *err)
+{
+  cutout_status st = cutout__session_options(e, out, err);
+  if (!st && (st = append_providers(e, *out, list, err))) {
+    e->api->ReleaseSessionOptions(*out);
+    *out = NULL;
+  }
+  return st;
+}
+
 /* No provider but the CPU's: the compiled cache and the fp32 rewrite
  * are for it alone. */
 static int cpu_only(const char *list)
@@ -645,7 +656,6 @@ cutout_status cutout_model_load(cutout_engine *e, const char *name_or_path,
   const struct cutout__model_row *row = NULL;
   char path[PATH_MAX];
   cutout_model_params def = cutout_model_default_params();
-  OrtSessionOptions *so = NULL;
   void *map = MAP_FAILED;
   size_t len = 0;
   int fd = -1;
@@ -724,21 +734,16 @@ cutout_status cutout_model_load(cutout_engine *e, const char *name_or_path,
     st = cutout__err(err, CUTOUT_ENOMEM, "out of memory");
     goto done;
   }
-  if ((st = cutout__session_options(e, &so, err))) goto done;
-  /* --- model families (issue #7) --- */
-  if ((st = append_providers(e, so, p->providers, err))) goto done;
-  /* --- end model families --- */
   char what[PATH_MAX + 64];
   snprintf(what, sizeof what, "model file %s is not a valid ONNX model", path);
   st = cutout__compiled_session(e, p, m->name, path, &sb, map, len,
-                                cpu_only(p->providers), so, what,
+                                p->providers, cpu_only(p->providers), what,
                                 &m->session, &m->compiled, err);
   if (st) goto done;
   m->t_session = cutout__now() - t2;
   st = read_io_info(m, err);
 
 done:
-  if (so) e->api->ReleaseSessionOptions(so);
   if (map != MAP_FAILED) munmap(map, len);
   if (fd >= 0) close(fd);
   if (st) {

@@ -96,7 +96,7 @@ float cutout__half_to_float(uint16_t h)
       e++;
     }
     bits = sign | (113u - e) << 23 | (man & 0x3ffu) << 13;
-  } else if (exp == 31) { /* a NaN comes out quiet, as from vcvtph2ps */
+  } else if (exp == 31) { /* a NaN comes out quiet, as vcvtph2ps makes it */
     bits = sign | 0x7f800000u | man << 13 | (man ? 0x400000u : 0);
   } else {
     bits = sign | (exp + 112u) << 23 | man << 13;
@@ -301,17 +301,30 @@ static enum kind child_kind(enum kind k, const struct field *f)
   }
 }
 
-/* Attribute name of op (default domain) that holds an element type. */
+/* Attribute name of op (default domain) that holds an element type.  An
+ * op missed here keeps fp16 where its neighbours went fp32: ORT then
+ * refuses the rewrite and the model runs as it is (compiled.c). */
 static int is_type_attr(const uint8_t *op, size_t oplen, const uint8_t *name,
                         size_t nlen)
 {
-  static const char *const dtype_ops[] = {
-      "RandomNormal", "RandomUniform", "RandomNormalLike",
-      "RandomUniformLike", "EyeLike", "Bernoulli"};
-  if (span_is(op, oplen, "Cast")) return span_is(name, nlen, "to");
-  if (!span_is(name, nlen, "dtype")) return 0;
-  for (size_t i = 0; i < sizeof dtype_ops / sizeof dtype_ops[0]; i++)
-    if (span_is(op, oplen, dtype_ops[i])) return 1;
+  static const char *const table[][2] = {
+      {"Cast", "to"},
+      {"RandomNormal", "dtype"},
+      {"RandomUniform", "dtype"},
+      {"RandomNormalLike", "dtype"},
+      {"RandomUniformLike", "dtype"},
+      {"EyeLike", "dtype"},
+      {"Bernoulli", "dtype"},
+      {"SequenceEmpty", "dtype"},
+      {"HannWindow", "output_datatype"},
+      {"HammingWindow", "output_datatype"},
+      {"BlackmanWindow", "output_datatype"},
+      {"MelWeightMatrix", "output_datatype"},
+      {"DequantizeLinear", "output_dtype"},
+  };
+  for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+    if (span_is(op, oplen, table[i][0]) && span_is(name, nlen, table[i][1]))
+      return 1;
   return 0;
 }
 
@@ -327,44 +340,63 @@ static int put_child(struct walk *w, enum kind ck, const struct field *f,
   if (walk_msg(w, ck, f->data, f->len, op, oplen, depth + 1)) return -1;
   size_t body = w->n - hole - 5;
   uint8_t b[10];
+  if (body > INT32_MAX) return fail(w, "message over 2 GiB (protobuf's limit)");
   size_t k = varint_encode(body, b);
-  if (k > 5) return fail(w, "message over 4 GiB");
   memmove(w->p + hole + k, w->p + hole + 5, body);
   memcpy(w->p + hole, b, k);
   w->n = hole + k + body;
   return 0;
 }
 
+/* Store x as little-endian fp32 at o. */
+static uint8_t *put_f32(uint8_t *o, float x)
+{
+  uint32_t bits;
+  memcpy(&bits, &x, 4);
+  o[0] = (uint8_t)bits;
+  o[1] = (uint8_t)(bits >> 8);
+  o[2] = (uint8_t)(bits >> 16);
+  o[3] = (uint8_t)(bits >> 24);
+  return o + 4;
+}
+
 /* A TensorProto whose data_type is FLOAT16: the same fields, data_type
- * FLOAT, and its values widened into one raw_data field. */
+ * FLOAT, and its values widened into one raw_data field.  Other tensors
+ * are copied as they are. */
 static int walk_tensor(struct walk *w, const uint8_t *data, size_t len)
 {
   const uint8_t *p = data, *end = data + len;
   struct field f;
   uint64_t dtype = 0, location = 0;
-  int r, external = 0, have_raw = 0, have_i32 = 0;
-  size_t count = 0;
+  int r, external = 0, n_raw = 0, n_i32 = 0, odd_wire = 0;
+  size_t count = 0, raw_len = 0;
 
-  /* First pass: the type, where the data is, and how many values. */
+  /* First pass: the type, where the data is, and how many values.  The
+   * data fields are judged only once the type is known: other types have
+   * odd raw lengths and their own wire types, and are none of our
+   * business. */
   while ((r = next_field(&p, end, &f)) == 1) {
-    if (f.num == 2 && f.wt == WT_VARINT) dtype = f.v;
-    else if (f.num == 14 && f.wt == WT_VARINT) location = f.v;
-    else if (f.num == 13) external = 1;
-    else if (f.num == 9 && f.wt == WT_LEN) {
-      have_raw = 1;
-      if (f.len % 2) return fail(w, "fp16 raw_data of odd length");
-      count += f.len / 2;
+    if (f.num == 2 && f.wt == WT_VARINT) {
+      dtype = f.v;
+    } else if (f.num == 14 && f.wt == WT_VARINT) {
+      location = f.v;
+    } else if (f.num == 13) {
+      external = 1;
+    } else if (f.num == 9) {
+      n_raw++;
+      odd_wire |= f.wt != WT_LEN;
+      raw_len = f.len;
     } else if (f.num == 5) {
-      have_i32 = 1;
+      n_i32++;
       if (f.wt == WT_VARINT) {
         count++;
       } else if (f.wt == WT_LEN) { /* packed */
         const uint8_t *q = f.data, *qe = f.data + f.len;
         uint64_t v;
-        while (q < qe) {
-          if (get_varint(&q, qe, &v)) return fail(w, "bad int32_data");
-          count++;
-        }
+        while (q < qe && !get_varint(&q, qe, &v)) count++;
+        odd_wire |= q != qe;
+      } else {
+        odd_wire = 1;
       }
     }
   }
@@ -372,8 +404,13 @@ static int walk_tensor(struct walk *w, const uint8_t *data, size_t len)
   if (dtype != ONNX_FLOAT16) return put(w, data, len);
   if (external || location == 1)
     return fail(w, "fp16 data in an external file is not rewritten");
-  if (have_raw && have_i32)
-    return fail(w, "tensor with both raw_data and int32_data");
+  if (odd_wire) return fail(w, "fp16 tensor data of the wrong wire type");
+  if (n_raw > 1 || (n_raw && n_i32))
+    return fail(w, "fp16 tensor with its data in more than one field");
+  if (n_raw) {
+    if (raw_len % 2) return fail(w, "fp16 raw_data of odd length");
+    count = raw_len / 2;
+  }
   w->st.tensors++;
   w->st.bytes_in += count * 2;
   if (w->dry) return 0;
@@ -387,47 +424,27 @@ static int walk_tensor(struct walk *w, const uint8_t *data, size_t len)
       if (put(w, f.beg, (size_t)(f.end - f.beg))) return -1;
     }
   }
-  if (count > (SIZE_MAX - 16) / 4) return fail(w, "tensor too large");
+  if (count > (size_t)INT32_MAX / 4) return fail(w, "tensor too large");
   if (put_key(w, 9, WT_LEN) || put_varint(w, (uint64_t)count * 4) ||
       reserve(w, count * 4))
     return -1;
-  uint8_t *o = w->p + w->n;
+  uint8_t *o = w->p + w->n, *stop = o + count * 4;
   p = data;
   while (next_field(&p, end, &f) == 1) {
-    uint64_t v;
-    if (f.num == 9 && f.wt == WT_LEN) {
-      for (size_t i = 0; i + 1 < f.len; i += 2) {
-        float x = cutout__half_to_float((uint16_t)(f.data[i] |
-                                                   f.data[i + 1] << 8));
-        uint32_t bits;
-        memcpy(&bits, &x, 4);
-        o[0] = (uint8_t)bits;
-        o[1] = (uint8_t)(bits >> 8);
-        o[2] = (uint8_t)(bits >> 16);
-        o[3] = (uint8_t)(bits >> 24);
-        o += 4;
-      }
+    if (f.num == 9) {
+      for (size_t i = 0; i + 1 < f.len && o < stop; i += 2)
+        o = put_f32(o, cutout__half_to_float(
+                           (uint16_t)(f.data[i] | f.data[i + 1] << 8)));
+    } else if (f.num == 5 && f.wt == WT_VARINT) {
+      if (o < stop) o = put_f32(o, cutout__half_to_float((uint16_t)f.v));
     } else if (f.num == 5) {
       const uint8_t *q = f.data, *qe = f.data + f.len;
-      int packed = f.wt == WT_LEN;
-      for (;;) {
-        if (packed) {
-          if (q >= qe || get_varint(&q, qe, &v)) break;
-        } else {
-          v = f.v;
-        }
-        float x = cutout__half_to_float((uint16_t)v);
-        uint32_t bits;
-        memcpy(&bits, &x, 4);
-        o[0] = (uint8_t)bits;
-        o[1] = (uint8_t)(bits >> 8);
-        o[2] = (uint8_t)(bits >> 16);
-        o[3] = (uint8_t)(bits >> 24);
-        o += 4;
-        if (!packed) break;
-      }
+      uint64_t v;
+      while (o < stop && q < qe && !get_varint(&q, qe, &v))
+        o = put_f32(o, cutout__half_to_float((uint16_t)v));
     }
   }
+  if (o != stop) return fail(w, "internal: fp16 value count changed");
   w->n += count * 4;
   return 0;
 }
@@ -508,10 +525,12 @@ int cutout__onnx_rewrite(const uint8_t *in, size_t len, unsigned flags,
   if (stats) *stats = w.st;
   if (!w.st.tensors && !w.st.types && !w.st.outputs) return 0;
 
-  size_t grow = w.st.bytes_in; /* each fp16 value gains two bytes */
+  /* each fp16 value gains two bytes: a first guess at the size */
+  size_t guess = w.st.bytes_in < SIZE_MAX - len - 4096
+                     ? len + w.st.bytes_in + 4096 : len;
   w.dry = 0;
   memset(&w.st, 0, sizeof w.st);
-  if (reserve(&w, len + grow + 4096) ||
+  if (reserve(&w, guess) ||
       walk_msg(&w, K_MODEL, in, len, NULL, 0, 0)) {
     free(w.p);
     return -1;

@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Bump with every change to what the rewrite produces: compiled models
+ * made by an older rewrite are then built again (compiled.c). */
+#define CUTOUT_REWRITE_VERSION 2
+
 enum {
   CUTOUT_REWRITE_FP32 = 1,        /* every FLOAT16 becomes FLOAT */
   CUTOUT_REWRITE_FIRST_OUTPUT = 2 /* the main graph keeps its first output
@@ -36,7 +40,8 @@ int cutout__onnx_rewrite(const uint8_t *in, size_t len, unsigned flags,
                          struct cutout__rewrite_stats *stats, char *why,
                          size_t whylen);
 
-/* IEEE half to float, exactly (subnormals, infinities, NaN payloads). */
+/* IEEE half to float, exactly (subnormals, infinities; a NaN keeps its
+ * payload and comes out quiet, as the x86 instruction makes it). */
 float cutout__half_to_float(uint16_t h);
 
 #endif

@@ -171,16 +171,193 @@ static void test_rewrite_malformed(void **state)
   assert_int_equal(cutout__onnx_rewrite(junk, sizeof junk, CUTOUT_REWRITE_FP32,
                                         &out, &n, &rs, why, sizeof why), -1);
   assert_true(why[0] != 0);
-  uint8_t deep[200];
-  for (size_t i = 0; i < sizeof deep; i += 2) { /* graph in graph in ... */
-    deep[i] = 0x3a;                             /* field 7, length */
-    deep[i + 1] = (uint8_t)(sizeof deep - i - 2);
-  }
-  /* 0x3a = field 7 (graph) at the top, then field 7 inside a graph is
-   * unknown and copied: no recursion blow-up either way */
-  assert_true(cutout__onnx_rewrite(deep, sizeof deep, CUTOUT_REWRITE_FP32,
-                                   &out, &n, &rs, why, sizeof why) <= 0);
   free(in);
+}
+
+
+/* ------------------------------------------------ hand-made protobuf */
+
+struct pb {
+  uint8_t b[8192];
+  size_t n;
+};
+
+static void pb_varint(struct pb *m, uint64_t v)
+{
+  do {
+    m->b[m->n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    v >>= 7;
+  } while (v);
+}
+static void pb_key(struct pb *m, uint32_t num, int wt)
+{
+  pb_varint(m, (uint64_t)num << 3 | (uint64_t)wt);
+}
+static void pb_int(struct pb *m, uint32_t num, uint64_t v)
+{
+  pb_key(m, num, 0);
+  pb_varint(m, v);
+}
+static void pb_bytes(struct pb *m, uint32_t num, const void *d, size_t n)
+{
+  pb_key(m, num, 2);
+  pb_varint(m, n);
+  memcpy(m->b + m->n, d, n);
+  m->n += n;
+}
+static void pb_msg(struct pb *m, uint32_t num, const struct pb *sub)
+{
+  pb_bytes(m, num, sub->b, sub->n);
+}
+
+/* A model whose graph holds the given initializers and two outputs. */
+static void model_of(struct pb *model, const struct pb *inits, int ninits)
+{
+  struct pb g = {.n = 0}, out = {.n = 0};
+  for (int i = 0; i < ninits; i++) pb_msg(&g, 5, &inits[i]);
+  pb_bytes(&out, 1, "y", 1);
+  pb_msg(&g, 12, &out);
+  out.n = 0;
+  pb_bytes(&out, 1, "z", 1);
+  pb_msg(&g, 12, &out);
+  model->n = 0;
+  pb_int(model, 1, 8);
+  pb_msg(model, 7, &g);
+}
+
+/* The first field num (length-delimited) of a message, or NULL. */
+static const uint8_t *pb_find(const uint8_t *d, size_t n, uint32_t num,
+                              size_t *len)
+{
+  size_t i = 0;
+  while (i < n) {
+    uint64_t key = 0, v = 0;
+    for (int s = 0; i < n; s += 7) {
+      key |= (uint64_t)(d[i] & 0x7f) << s;
+      if (!(d[i++] & 0x80)) break;
+    }
+    int wt = (int)(key & 7);
+    if (wt == 0) {
+      while (i < n && (d[i++] & 0x80)) {}
+    } else if (wt == 5) {
+      i += 4;
+    } else if (wt == 1) {
+      i += 8;
+    } else {
+      for (int s = 0; i < n; s += 7) {
+        v |= (uint64_t)(d[i] & 0x7f) << s;
+        if (!(d[i++] & 0x80)) break;
+      }
+      if ((key >> 3) == num) {
+        *len = (size_t)v;
+        return d + i;
+      }
+      i += (size_t)v;
+    }
+  }
+  return NULL;
+}
+
+static void test_rewrite_crafted(void **state)
+{
+  (void)state;
+  struct pb t[2], model;
+  uint8_t *out = NULL;
+  size_t n = 0;
+  struct cutout__rewrite_stats rs;
+  char why[256];
+  const unsigned both = CUTOUT_REWRITE_FP32 | CUTOUT_REWRITE_FIRST_OUTPUT;
+
+  /* fp16 values in packed int32_data (numpy's other way to store them):
+   * 1.0 and -2.0 come out as raw fp32 */
+  struct pb packed = {.n = 0};
+  pb_varint(&packed, 0x3c00);
+  pb_varint(&packed, 0xc000);
+  t[0].n = 0;
+  pb_int(&t[0], 1, 2);  /* dims */
+  pb_int(&t[0], 2, 10); /* FLOAT16 */
+  pb_bytes(&t[0], 8, "w", 1);
+  pb_msg(&t[0], 5, &packed);
+  /* beside it, a uint8 tensor of odd raw length: not fp16, left alone */
+  t[1].n = 0;
+  pb_int(&t[1], 2, 2); /* UINT8 */
+  pb_bytes(&t[1], 9, "abc", 3);
+  model_of(&model, t, 2);
+  assert_int_equal(cutout__onnx_rewrite(model.b, model.n, both, &out, &n, &rs,
+                                        why, sizeof why), 1);
+  assert_int_equal(rs.tensors, 1);
+  assert_int_equal(rs.outputs, 1);
+  size_t gl, tl, rl;
+  const uint8_t *g = pb_find(out, n, 7, &gl);
+  assert_non_null(g);
+  const uint8_t *tw = pb_find(g, gl, 5, &tl);
+  assert_non_null(tw);
+  const uint8_t *raw = pb_find(tw, tl, 9, &rl);
+  assert_non_null(raw);
+  assert_int_equal(rl, 8);
+  float f[2];
+  memcpy(f, raw, 8);
+  assert_true(f[0] == 1.0f && f[1] == -2.0f);
+  assert_null(pb_find(tw, tl, 5, &rl)); /* int32_data is gone */
+  free(out);
+
+  /* fp16 data under a wire type it cannot have (fixed32): refused, and
+   * nothing written past the buffer (ASan) */
+  t[0].n = 0;
+  pb_int(&t[0], 2, 10);
+  for (int k = 0; k < 50; k++) {
+    pb_key(&t[0], 5, 5);
+    memcpy(t[0].b + t[0].n, "\x00\x3c\x00\x00", 4);
+    t[0].n += 4;
+  }
+  model_of(&model, t, 1);
+  assert_int_equal(cutout__onnx_rewrite(model.b, model.n, both, &out, &n, &rs,
+                                        why, sizeof why), -1);
+  assert_non_null(strstr(why, "wire type"));
+
+  /* fp16 data in an external file: the fp32 part is refused, the output
+   * drop alone still works */
+  t[0].n = 0;
+  pb_int(&t[0], 2, 10);
+  pb_int(&t[0], 14, 1); /* EXTERNAL */
+  model_of(&model, t, 1);
+  assert_int_equal(cutout__onnx_rewrite(model.b, model.n, both, &out, &n, &rs,
+                                        why, sizeof why), -1);
+  assert_non_null(strstr(why, "external"));
+  assert_int_equal(cutout__onnx_rewrite(model.b, model.n,
+                                        CUTOUT_REWRITE_FIRST_OUTPUT, &out, &n,
+                                        &rs, why, sizeof why), 1);
+  assert_int_equal(rs.outputs, 1);
+  free(out);
+
+  /* types nested past the depth limit: refused, not a stack overflow;
+   * nested a little: rewritten */
+  for (int depth = 8; depth <= 80; depth += 72) {
+    struct pb ty = {.n = 0}, tt = {.n = 0}, vi = {.n = 0}, gr = {.n = 0};
+    pb_int(&tt, 1, 10);
+    pb_msg(&ty, 1, &tt); /* TypeProto{tensor_type{elem_type FLOAT16}} */
+    for (int k = 0; k < depth; k++) {
+      struct pb seq = {.n = 0}, wrap = {.n = 0};
+      pb_msg(&seq, 1, &ty);  /* Sequence{elem_type: ty} */
+      pb_msg(&wrap, 4, &seq); /* TypeProto{sequence_type} */
+      ty = wrap;
+    }
+    pb_bytes(&vi, 1, "x", 1);
+    pb_msg(&vi, 2, &ty);
+    pb_msg(&gr, 11, &vi);
+    model.n = 0;
+    pb_msg(&model, 7, &gr);
+    int r = cutout__onnx_rewrite(model.b, model.n, CUTOUT_REWRITE_FP32, &out,
+                                 &n, &rs, why, sizeof why);
+    if (depth > 64) {
+      assert_int_equal(r, -1);
+      assert_non_null(strstr(why, "deep"));
+    } else {
+      assert_int_equal(r, 1);
+      assert_int_equal(rs.types, 1);
+      free(out);
+    }
+  }
 }
 
 static int count_files(const char *dir, const char *suffix)
@@ -193,6 +370,17 @@ static int count_files(const char *dir, const char *suffix)
     size_t l = strlen(de->d_name), s = strlen(suffix);
     n += l > s && strcmp(de->d_name + l - s, suffix) == 0;
   }
+  closedir(d);
+  return n;
+}
+
+static int count_with(const char *dir, const char *part)
+{
+  DIR *d = opendir(dir);
+  int n = 0;
+  struct dirent *de;
+  if (!d) return 0;
+  while ((de = readdir(d))) n += strstr(de->d_name, part) != NULL;
   closedir(d);
   return n;
 }
@@ -261,7 +449,8 @@ static void test_cache_built_then_hit(void **state)
   assert_int_equal(stat(file, &sb), 0);
   assert_true(sb.st_size > 0);
   assert_int_equal(count_files(dir, ".ort"), 1);
-  assert_int_equal(count_files(dir, ".tmp"), 0);
+  assert_int_equal(count_files(dir, ".failed"), 0);
+  assert_int_equal(count_with(dir, ".tmp."), 0); /* no temporary left */
   assert_int_equal(load_predict(&r, model16, dir, m2, other, sizeof other),
                    CUTOUT_COMPILED_HIT);
   assert_string_equal(file, other);
@@ -327,6 +516,19 @@ static void test_cache_unusable_folder(void **state)
   assert_non_null(strstr(note, "cache not used"));
   assert_non_null(strstr(note, "/proc/cutout-no-such-cache"));
   cutout_model_free(m);
+  /* a folder others may write in is not used: ORT writes the file by
+   * name, and a planted file would be trusted */
+  char open_dir[1200];
+  snprintf(open_dir, sizeof open_dir, "%s/cache-open", tu_tmpdir());
+  assert_int_equal(mkdir(open_dir, 0755), 0);
+  assert_int_equal(chmod(open_dir, 0777), 0);
+  mp.cache_dir = open_dir;
+  assert_int_equal(cutout_model_load(r.e, model16, &mp, &m, err, sizeof err), 0);
+  assert_int_equal(cutout_model_compiled(m, NULL, &note),
+                   CUTOUT_COMPILED_FAILED);
+  assert_non_null(strstr(note, "writable by others"));
+  cutout_model_free(m);
+  assert_int_equal(count_files(open_dir, ".ort"), 0);
   /* and computes what the cached one does */
   char dir[1200];
   snprintf(dir, sizeof dir, "%s/cache-c", tu_tmpdir());
@@ -352,6 +554,7 @@ int main(void)
       cmocka_unit_test(test_half_to_float),
       cmocka_unit_test(test_rewrite_fp16),
       cmocka_unit_test(test_rewrite_malformed),
+      cmocka_unit_test(test_rewrite_crafted),
       cmocka_unit_test(test_cache_built_then_hit),
       cmocka_unit_test(test_cache_new_key_and_prune),
       cmocka_unit_test(test_cache_unusable_folder),
