@@ -621,6 +621,17 @@ CUTOUT_API cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
                                        const cutout_remove_params *p,
                                        cutout_image **out);
 
+/* cutout_remove without the model, on a mask you already have: mask is L,
+ * the size of img (it stays yours); then -ppm, -om, alpha matting or the
+ * edge mode, the background colour and the crop, as p asks.  The stages
+ * and warnings are reported as for cutout_remove.
+ * (transfer full) */
+CUTOUT_API cutout_status cutout_apply_mask(cutout_ctx *c,
+                                           const cutout_image *img,
+                                           const cutout_image *mask,
+                                           const cutout_remove_params *p,
+                                           cutout_image **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,8 +21,36 @@ static void help(void)
          "Remove the background of one image.  INPUT and OUTPUT may be '-'\n"
          "(stdin/stdout).  Without OUTPUT: INPUT.out.png next to the input\n"
          "when stdout is a terminal, else stdout.\n\n%s"
+         "      --mask FILE             use this mask (greyscale, the image's\n"
+         "                              size) instead of running a model; the\n"
+         "                              other options apply to it as usual\n"
          "  -h, --help                  this help\n",
          cli_options_help);
+}
+
+/* The mask image as L: grey as it is, LA's grey, RGB(A) by Pillow's
+ * convert("L") weights (ITU-R 601-2, fixed point). */
+static cutout_status mask_to_l(cutout_image *m, cutout_image **out)
+{
+  if (m->channels == 1) {
+    *out = m;
+    return CUTOUT_OK;
+  }
+  cutout_image *l = NULL;
+  cutout_status st = cutout_image_new(m->width, m->height, 1, &l);
+  if (st) return st;
+  for (uint32_t y = 0; y < m->height; y++) {
+    const uint8_t *s = m->pixels + (size_t)y * m->stride;
+    uint8_t *d = l->pixels + (size_t)y * l->stride;
+    for (uint32_t x = 0; x < m->width; x++, s += m->channels)
+      d[x] = m->channels < 3
+                 ? s[0]
+                 : (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u +
+                              0x8000u) >> 16);
+  }
+  cutout_image_free(m);
+  *out = l;
+  return CUTOUT_OK;
 }
 
 /* rembg: Path(input).with_suffix(".out.png"). */
@@ -95,7 +123,8 @@ int cmd_i(int argc, char **argv)
   cutout_engine *eng = NULL;
   cutout_model *model = NULL;
   cutout_ctx *ctx = NULL;
-  cutout_image *img = NULL, *res = NULL;
+  cutout_image *img = NULL, *res = NULL, *mask = NULL;
+  const char *mask_file = NULL;
 
   cli_opts_init(&o);
   for (int i = 1; i < argc;) {
@@ -103,6 +132,15 @@ int cmd_i(int argc, char **argv)
       help();
       cli_opts_free(&o);
       return 0;
+    }
+    if (strcmp(argv[i], "--mask") == 0) {
+      if (i + 1 >= argc) {
+        snprintf(err, sizeof err, "option --mask needs a file");
+        goto usage;
+      }
+      mask_file = argv[i + 1];
+      i += 2;
+      continue;
     }
     int r = cli_parse_option(argc, argv, &i, &o, err, sizeof err);
     if (r < 0) goto usage;
@@ -179,6 +217,24 @@ int cmd_i(int argc, char **argv)
   free(in);
   in = NULL;
   double t1 = cli_now();
+  if (mask_file) {
+    /* a mask of the user's: no model at all */
+    if (cli_read_all(mask_file, &in, &in_len, err, sizeof err)) {
+      cli_error("%s: %s", mask_file, err);
+      goto done;
+    }
+    if ((st = cutout_decode(ctx, in, in_len, &mask)) ||
+        (st = mask_to_l(mask, &mask))) {
+      cli_error("%s: %s", mask_file, st == CUTOUT_ENOMEM ? "out of memory"
+                                                         : cutout_ctx_errmsg(ctx));
+      goto done;
+    }
+    if ((st = cutout_apply_mask(ctx, img, mask, &o.remove, &res))) {
+      cli_error("%s: %s", mask_file, cutout_ctx_errmsg(ctx));
+      goto done;
+    }
+    goto finished;
+  }
   cutout_model_params mp = cutout_model_default_params();
   mp.model_path = o.model_path;
   /* issue #7: fetch the model on first use, unless --offline */
@@ -194,6 +250,7 @@ int cmd_i(int argc, char **argv)
     cli_error("%s: %s", input, cutout_ctx_errmsg(ctx));
     goto done;
   }
+finished:
   if (*cutout_ctx_warning(ctx)) /* issue #6: e.g. matting fell back */
     cli_error("warning: %s: %s", input, cutout_ctx_warning(ctx));
   if ((st = cutout_encode(ctx, res, &ep, &enc, &enc_len))) {
@@ -228,6 +285,7 @@ usage:
 done:
   cutout_image_free(img);
   cutout_image_free(res);
+  cutout_image_free(mask);
   cutout_free(enc);
   free(in);
   cutout_ctx_free(ctx);

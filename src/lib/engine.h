@@ -68,8 +68,6 @@ struct cutout_ctx {
   cutout_stage_times times;
   char errmsg[CUTOUT_ERRMSG_MAX];
   char warnmsg[CUTOUT_ERRMSG_MAX];     /* issue #6: cutout_ctx_warning */
-  cutout_image *given_mask;            /* issue #7: the mask cutout_remove
-                                          finishes when it stacks several */
 };
 
 /* Session options from the engine's effective parameters: exactly the

@@ -324,10 +324,14 @@ static cutout_status stack_v(cutout_ctx *c, cutout_image *const *parts,
   return CUTOUT_OK;
 }
 
+static cutout_status finish(cutout_ctx *c, const cutout_image *img,
+                            cutout_image *mask, const cutout_remove_params *p,
+                            int part, cutout_image **out);
+
 /* The masks cutout_remove works on.  One mask: *mask.  Several (cloth-seg
  * without a category): rembg's remove() finishes each one the same way
- * and stacks the cutouts, so each mask goes back through cutout_remove
- * (as c->given_mask) and the stacked result lands in *out (*mask NULL). */
+ * and stacks the cutouts, so each mask is finished as a part and the
+ * stacked result lands in *out (*mask NULL). */
 static cutout_status remove_masks(cutout_ctx *c, const cutout_model *m,
                                   const cutout_image *img,
                                   const cutout_remove_params *p,
@@ -343,11 +347,8 @@ static cutout_status remove_masks(cutout_ctx *c, const cutout_model *m,
     return CUTOUT_OK;
   }
   for (size_t i = 0; i < n && !st; i++) {
-    c->given_mask = masks[i];
-    masks[i] = NULL;
-    st = cutout_remove(c, m, img, p, &parts[i]);
-    cutout_image_free(c->given_mask); /* if it failed before taking it */
-    c->given_mask = NULL;
+    st = finish(c, img, masks[i], p, 1, &parts[i]);
+    masks[i] = NULL; /* finish took it */
   }
   if (!st) st = stack_v(c, parts, n, 0, out);
   for (size_t i = 0; i < n; i++) {
@@ -478,47 +479,27 @@ done:
 }
 /* --- end model families --- */
 
-cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
-                            const cutout_image *img,
-                            const cutout_remove_params *p, cutout_image **out)
+/* A new call of cutout_remove/cutout_apply_mask: no warning yet, and the
+ * matting stage counts from zero. */
+static void begin_call(cutout_ctx *c)
 {
-  cutout_status st = check_args(c, m, img, out);
-  if (st) return st;
-  cutout_remove_params def = cutout_remove_default_params();
-  if (!p) p = &def;
+  c->warnmsg[0] = 0;
+  c->times.wall[CUTOUT_STAGE_MATTING] = 0;
+  c->times.cpu[CUTOUT_STAGE_MATTING] = 0;
+}
 
-  /* --- edges and alpha matting (issue #6): a call with given_mask is one
-   * part of a multi-mask cutout; warnings and matting time then add up,
-   * and the crop is of the stacked result --- */
-  const int part = c->given_mask != NULL;
-  if (!part) {
-    c->warnmsg[0] = 0;
-    c->times.wall[CUTOUT_STAGE_MATTING] = 0;
-    c->times.cpu[CUTOUT_STAGE_MATTING] = 0;
-  }
+/* Everything after the mask: -ppm, -om, matting or the edge mode, the
+ * background colour, the crop.  Takes mask.  A part (one of several masks
+ * of a cloth-seg cutout) is not cropped: the stacked result is. */
+static cutout_status finish(cutout_ctx *c, const cutout_image *img,
+                            cutout_image *mask, const cutout_remove_params *p,
+                            int part, cutout_image **out)
+{
+  cutout_status st = CUTOUT_OK;
+  cutout_image *tmp = NULL, *res = NULL;
+  struct cutout__rect crop = {0, 0, 0, 0, 0};
   const double matting_wall0 = c->times.wall[CUTOUT_STAGE_MATTING];
   const double matting_cpu0 = c->times.cpu[CUTOUT_STAGE_MATTING];
-  if ((st = cutout__edge_check(p, c->errmsg))) return st;
-  struct cutout__rect crop = {0, 0, 0, 0, 0};
-  /* --- end edges and alpha matting --- */
-  cutout_image *mask = NULL, *tmp = NULL, *res = NULL;
-  /* --- model families (issue #7): the mask; with several (cloth-seg
-   * without a category) remove_masks finishes each through this function
-   * and returns the stacked result in *out --- */
-  if (c->given_mask) {
-    mask = c->given_mask;
-    c->given_mask = NULL;
-  } else if ((st = remove_masks(c, m, img, p, &mask, out)) || !mask) {
-    if (!st && !mask) { /* issue #6: the stacked parts, cropped as one */
-      cutout__crop_plan(c, *out, p, &crop);
-      if ((st = cutout__crop_apply(c, &crop, out))) {
-        cutout_image_free(*out);
-        *out = NULL;
-      }
-    }
-    return st;
-  }
-  /* --- end model families --- */
   struct cutout__stage_clock k;
   cutout__stage_begin(&k);
   if (p->post_process_mask) {
@@ -531,14 +512,13 @@ cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
   if (p->only_mask) {
     res = mask; /* bgcolor is skipped with only_mask, as in rembg */
     mask = NULL;
-    if (!part) cutout__crop_plan(c, res, p, &crop); /* issue #6 */
+    if (!part) cutout__crop_plan(c, res, p, &crop);
     goto done;
   }
-  /* --- edges and alpha matting (issue #6): matting / decontaminate /
-   * putalpha / naive, and the crop box before any background --- */
+  /* matting / decontaminate / putalpha / naive, and the crop box before
+   * any background */
   if ((st = cutout__edge_cutout(c, img, mask, p, &res))) goto done;
   if (!part) cutout__crop_plan(c, res, p, &crop);
-  /* --- end edges and alpha matting --- */
   if (p->bgcolor_set) {
     /* Pillow refuses alpha_composite on LA (rembg fails on a grey image
      * with putalpha and -bgc); cutout expands LA to RGBA instead. */
@@ -551,11 +531,9 @@ cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
   }
 
 done:
-  /* --- edges and alpha matting (issue #6) --- */
   if (!st) st = cutout__crop_apply(c, &crop, &res);
-  /* --- end edges and alpha matting --- */
   cutout__stage_add(&k, &c->times, CUTOUT_STAGE_POSTPROCESS);
-  /* issue #6: the matting stage is reported on its own */
+  /* the matting stage is reported on its own */
   c->times.wall[CUTOUT_STAGE_POSTPROCESS] -=
       c->times.wall[CUTOUT_STAGE_MATTING] - matting_wall0;
   c->times.cpu[CUTOUT_STAGE_POSTPROCESS] -=
@@ -568,6 +546,62 @@ done:
   }
   *out = res;
   return CUTOUT_OK;
+}
+
+cutout_status cutout_remove(cutout_ctx *c, const cutout_model *m,
+                            const cutout_image *img,
+                            const cutout_remove_params *p, cutout_image **out)
+{
+  cutout_status st = check_args(c, m, img, out);
+  if (st) return st;
+  cutout_remove_params def = cutout_remove_default_params();
+  if (!p) p = &def;
+  if ((st = cutout__edge_check(p, c->errmsg))) return st;
+  begin_call(c);
+  cutout_image *mask = NULL;
+  if ((st = remove_masks(c, m, img, p, &mask, out))) return st;
+  if (!mask) {
+    /* several masks, finished and stacked: cropped as one */
+    struct cutout__rect crop = {0, 0, 0, 0, 0};
+    cutout__crop_plan(c, *out, p, &crop);
+    if ((st = cutout__crop_apply(c, &crop, out))) {
+      cutout_image_free(*out);
+      *out = NULL;
+    }
+    return st;
+  }
+  return finish(c, img, mask, p, 0, out);
+}
+
+cutout_status cutout_apply_mask(cutout_ctx *c, const cutout_image *img,
+                                const cutout_image *mask,
+                                const cutout_remove_params *p,
+                                cutout_image **out)
+{
+  if (!c) return CUTOUT_EINVAL;
+  c->errmsg[0] = 0;
+  if (!img || !mask || !out || !img->pixels || !mask->pixels ||
+      !img->width || !img->height || img->channels < 1 || img->channels > 4)
+    return cutout__err(c->errmsg, CUTOUT_EINVAL, "bad arguments");
+  if (mask->channels != 1 || mask->width != img->width ||
+      mask->height != img->height)
+    return cutout__err(c->errmsg, CUTOUT_EINVAL,
+                       "the mask must be greyscale (L) and %ux%u like the "
+                       "image; it is %ux%u with %u channel%s",
+                       img->width, img->height, mask->width, mask->height,
+                       mask->channels, mask->channels == 1 ? "" : "s");
+  cutout_remove_params def = cutout_remove_default_params();
+  if (!p) p = &def;
+  cutout_status st = cutout__edge_check(p, c->errmsg);
+  if (st) return st;
+  begin_call(c);
+  cutout_image *copy = NULL;
+  if (cutout_image_new(mask->width, mask->height, 1, &copy))
+    return cutout__err(c->errmsg, CUTOUT_ENOMEM, "out of memory");
+  for (uint32_t y = 0; y < mask->height; y++)
+    memcpy(copy->pixels + (size_t)y * copy->stride,
+           mask->pixels + (size_t)y * mask->stride, mask->width);
+  return finish(c, img, copy, p, 0, out);
 }
 
 /* --- edges and alpha matting (issue #6) --- */
