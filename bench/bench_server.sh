@@ -7,9 +7,11 @@
 # 1. The real ISNet (.deps/models) with conformance photos at concurrency
 #    1, 2, 8 and 64, each for a bounded time: p50, p99, throughput, and
 #    every non-200 status (only 503 is allowed, under overload).
-# 2. RSS after 100 and after 1000 requests, with the tiny model and a
-#    small image so that it ends in seconds (the memory check is about the
-#    server's own allocations, which do not depend on the model).
+# 2. RSS after 100 and after 1000 requests at concurrency 8, with the
+#    tiny model and a small image so that it ends in seconds; with
+#    RSS_MODEL=real, with the real ISNet and the conformance photos (about
+#    half an hour: ISNet costs the same for any photo).
+# PHASES=1 or PHASES=2 runs one phase only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$here/build}
@@ -66,6 +68,7 @@ end
 PY
 }
 
+if [ "${PHASES:-12}" != 2 ]; then
 echo "== 1. ISNet (isnet-general-use), conformance photos, ${DUR}s per level"
 photos=$(ls "$PHOTOS"/*.jpg | head -4)
 make_lua "$T/isnet.lua" $photos
@@ -83,11 +86,24 @@ for c in 1 2 8 64; do
 done
 stop
 
-echo "== 2. RSS after 100 and 1000 requests (tiny-64.onnx, 96x64 PNG, concurrency 8)"
-"$PY" -c "
+fi
+[ "${PHASES:-12}" = 1 ] && exit 0
+
+if [ "${RSS_MODEL:-tiny}" = real ]; then
+  echo "== 2. RSS after 100 and 1000 requests (isnet-general-use, conformance photos, concurrency 8)"
+  make_lua "$T/small.lua" "$PHOTOS"/*.jpg
+  rss_model=(-m isnet-general-use --request-timeout 3000)
+  export U2NET_HOME=$MODELS
+  long=30000
+else
+  echo "== 2. RSS after 100 and 1000 requests (tiny-64.onnx, 96x64 PNG, concurrency 8)"
+  "$PY" -c "
 import numpy as np; from PIL import Image
 Image.fromarray(np.random.default_rng(0).integers(0,255,(64,96,3),dtype=np.uint8)).save('$T/small.png')"
-make_lua "$T/small.lua" "$T/small.png"
+  make_lua "$T/small.lua" "$T/small.png"
+  rss_model=(-m "$TINY")
+  long=120
+fi
 cat >>"$T/small.lua" <<'LUA'
 local n = 0
 local limit = tonumber(os.getenv("BENCH_N"))
@@ -98,10 +114,10 @@ request = function()
   return orig()
 end
 LUA
-start -m "$TINY" --queue 64
-BENCH_N=100 wrk -t 1 -c 8 -d 60s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /first 100:  /'
+start "${rss_model[@]}" --queue 64
+BENCH_N=100 wrk -t 1 -c 8 -d "${long}s" --timeout 3000s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /first 100:  /'
 r100=$(rss)
-BENCH_N=900 wrk -t 1 -c 8 -d 120s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /next 900:   /'
+BENCH_N=900 wrk -t 1 -c 8 -d "${long}s" --timeout 3000s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /next 900:   /'
 r1000=$(rss)
 echo "rss_mb after 100: $r100  after 1000: $r1000  ($(awk -v a="$r100" -v b="$r1000" 'BEGIN {printf "%+.1f%%", (b - a) * 100 / a}'))"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^cutout_http_requests_total|^cutout_process_threads|^cutout_ort_pool_threads'
