@@ -89,36 +89,56 @@ stop
 fi
 [ "${PHASES:-12}" = 1 ] && exit 0
 
+# N requests at concurrency 8, exactly, with one of the given files each
+# (a Python client: wrk cannot stop after N requests without idling out its
+# whole duration).
+post_n() { # N FILE...
+  "$PY" - "$port" "$@" <<'PY'
+import http.client, sys, time
+from concurrent.futures import ThreadPoolExecutor
+port, n, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+b = "cutoutbenchboundary"
+bodies = [(b"--" + b.encode() + b'\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n'
+           b"Content-Type: application/octet-stream\r\n\r\n" + open(f, "rb").read() +
+           b"\r\n--" + b.encode() + b"--\r\n") for f in files]
+def one(i):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=3000)
+    t = time.time()
+    c.request("POST", "/api/remove", bodies[i % len(bodies)],
+              {"Content-Type": "multipart/form-data; boundary=" + b})
+    r = c.getresponse(); r.read(); c.close()
+    return r.status, time.time() - t
+t0 = time.time()
+with ThreadPoolExecutor(8) as ex:
+    res = list(ex.map(one, range(n)))
+lat = sorted(x for _, x in res)
+codes = {}
+for s, _ in res:
+    codes[s] = codes.get(s, 0) + 1
+print(f"requests={n} statuses={codes} p50_s={lat[len(lat) // 2]:.2f} "
+      f"p99_s={lat[min(len(lat) - 1, int(len(lat) * 0.99))]:.2f} rps={n / (time.time() - t0):.3f}")
+PY
+}
+
 if [ "${RSS_MODEL:-tiny}" = real ]; then
   echo "== 2. RSS after 100 and 1000 requests (isnet-general-use, conformance photos, concurrency 8)"
-  make_lua "$T/small.lua" "$PHOTOS"/*.jpg
-  rss_model=(-m isnet-general-use --request-timeout 3000)
   export U2NET_HOME=$MODELS
-  long=30000
+  start -m isnet-general-use --queue 64 --request-timeout 3000
+  echo "first 100:  $(post_n 100 "$PHOTOS"/*.jpg)"
+  r100=$(rss)
+  echo "next 900:   $(post_n 900 "$PHOTOS"/*.jpg)"
+  r1000=$(rss)
 else
   echo "== 2. RSS after 100 and 1000 requests (tiny-64.onnx, 96x64 PNG, concurrency 8)"
   "$PY" -c "
 import numpy as np; from PIL import Image
 Image.fromarray(np.random.default_rng(0).integers(0,255,(64,96,3),dtype=np.uint8)).save('$T/small.png')"
-  make_lua "$T/small.lua" "$T/small.png"
-  rss_model=(-m "$TINY")
-  long=120
+  start -m "$TINY" --queue 64
+  echo "first 100:  $(post_n 100 "$T/small.png")"
+  r100=$(rss)
+  echo "next 900:   $(post_n 900 "$T/small.png")"
+  r1000=$(rss)
 fi
-cat >>"$T/small.lua" <<'LUA'
-local n = 0
-local limit = tonumber(os.getenv("BENCH_N"))
-local orig = request
-request = function()
-  n = n + 1
-  if n > limit then wrk.thread:stop() end
-  return orig()
-end
-LUA
-start "${rss_model[@]}" --queue 64
-BENCH_N=100 wrk -t 1 -c 8 -d "${long}s" --timeout 3000s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /first 100:  /'
-r100=$(rss)
-BENCH_N=900 wrk -t 1 -c 8 -d "${long}s" --timeout 3000s -s "$T/small.lua" "http://127.0.0.1:$port" | grep RESULT | sed 's/^RESULT /next 900:   /'
-r1000=$(rss)
 echo "rss_mb after 100: $r100  after 1000: $r1000  ($(awk -v a="$r100" -v b="$r1000" 'BEGIN {printf "%+.1f%%", (b - a) * 100 / a}'))"
 curl -s "http://127.0.0.1:$port/metrics" | grep -E '^cutout_http_requests_total|^cutout_process_threads|^cutout_ort_pool_threads'
 stop
