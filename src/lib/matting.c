@@ -16,6 +16,7 @@
  * matrix, the solver vectors, and one byte per image pixel for the trimap.
  */
 #include "matting.h"
+#include "bigalloc.h"
 #include "imaging.h"
 
 #include <math.h>
@@ -28,6 +29,10 @@
  * 8 M unknown pixels is ~3.5 GB.  Above it cutout falls back, as rembg
  * would after running out of memory. */
 #define DEFAULT_MAX_UNKNOWN ((size_t)8 << 20)
+/* Above this the direct solver declines and IC(0)-PCG solves (a photo's
+ * band needs a few hundred MB at 4000x3000; a huge unknown region grows
+ * its factor as n log n and its work as n^1.5). */
+#define DEFAULT_MAX_DIRECT_BYTES ((size_t)1 << 30)
 
 /* ---------------------------------------------------------------- trimap */
 
@@ -272,8 +277,8 @@ void cutout__csr_free(struct cutout__csr *a)
 {
   if (!a) return;
   free(a->ptr);
-  free(a->col);
-  free(a->val);
+  cutout__big_free(a->col);
+  cutout__big_free(a->val);
   memset(a, 0, sizeof *a);
 }
 
@@ -659,8 +664,10 @@ cutout_status cutout__matting_system(const cutout_image *rgb,
   cutout__parallel_for(nthreads, n, MIN_BAND_PER_THREAD, system_count, &j);
   for (size_t i = 0; i < n; i++) a->ptr[i + 1] += a->ptr[i];
   size_t nnz = a->ptr[n];
-  a->col = malloc((nnz ? nnz : 1) * sizeof *a->col);
-  a->val = malloc((nnz ? nnz : 1) * sizeof *a->val);
+  /* huge pages: 12 bytes x 25 entries a row is most of the solver's
+   * fresh memory, and 4 KiB faults cost more than filling it */
+  a->col = cutout__big_alloc((nnz ? nnz : 1) * sizeof *a->col);
+  a->val = cutout__big_alloc((nnz ? nnz : 1) * sizeof *a->val);
   if (!a->col || !a->val) goto oom;
   cutout__parallel_for(nthreads, n, MIN_BAND_PER_THREAD, system_fill, &j);
   if (atomic_load(&j.failed)) goto oom;
@@ -681,6 +688,7 @@ struct cutout__matting_params cutout__matting_default_params(void)
   p.erode = 10;
   p.nthreads = 1;
   p.pcg = cutout__pcg_default_params();
+  p.pcg.precond = CUTOUT_PRECOND_CHOL;
   return p;
 }
 
@@ -817,21 +825,46 @@ cutout_status cutout__alpha_matting(const cutout_image *img,
     st = cutout__err(err, CUTOUT_ENOMEM, "matting: out of memory");
     goto done;
   }
-  size_t strips = p->strips > 0 ? (size_t)p->strips : DEFAULT_STRIPS;
-  if (band.n < MIN_UNKNOWN_FOR_STRIPS) strips = 1; /* one thread anyway */
-  if ((st = cutout__matting_order(&band, strips, perm, &layout, err)))
-    goto done;
-  if ((st = cutout__matting_system(img, tri, &band, perm, 1e-7, p->nthreads,
-                                   &a, b, err)))
-    goto done;
-  info->nnz = a.ptr[a.n];
-  info->t_system = cutout__now() - t0;
-
   struct cutout__pcg_params pp = p->pcg;
   pp.nthreads = p->nthreads;
   pp.cancel = p->cancel;
-  pp.layout = &layout;
-  if ((st = cutout__pcg(&a, b, x, &pp, &info->pcg, err))) goto done;
+  int solved = 0;
+  if (pp.precond == CUTOUT_PRECOND_CHOL) {
+    /* The direct solver works on the raster order and orders the band
+     * itself. */
+    if ((st = cutout__matting_system(img, tri, &band, NULL, 1e-7,
+                                     p->nthreads, &a, b, err)))
+      goto done;
+    info->nnz = a.ptr[a.n];
+    info->t_system = cutout__now() - t0;
+    size_t max_bytes =
+        p->max_direct_bytes ? p->max_direct_bytes : DEFAULT_MAX_DIRECT_BYTES;
+    if ((st = cutout__chol_pcg(&band, &a, b, x, &pp, max_bytes, &info->pcg,
+                               err)))
+      goto done;
+    if (info->pcg.precond == CUTOUT_PRECOND_CHOL) {
+      for (size_t k = 0; k < band.n; k++) perm[k] = (uint32_t)k;
+      solved = 1;
+    } else {
+      /* too large for the direct solver: IC(0)-PCG on the strip order */
+      cutout__csr_free(&a);
+      pp.precond = CUTOUT_PRECOND_IC0;
+      t0 = cutout__now();
+    }
+  }
+  if (!solved) {
+    size_t strips = p->strips > 0 ? (size_t)p->strips : DEFAULT_STRIPS;
+    if (band.n < MIN_UNKNOWN_FOR_STRIPS) strips = 1; /* one thread anyway */
+    if ((st = cutout__matting_order(&band, strips, perm, &layout, err)))
+      goto done;
+    if ((st = cutout__matting_system(img, tri, &band, perm, 1e-7,
+                                     p->nthreads, &a, b, err)))
+      goto done;
+    info->nnz = a.ptr[a.n];
+    info->t_system += cutout__now() - t0;
+    pp.layout = &layout;
+    if ((st = cutout__pcg(&a, b, x, &pp, &info->pcg, err))) goto done;
+  }
   cutout__csr_free(&a);
   CUTOUT_FREE(b);
   if (!info->pcg.converged) {

@@ -110,7 +110,9 @@ void cutout__team_pause(unsigned *spins);
 enum cutout__precond {
   CUTOUT_PRECOND_NONE = 0,
   CUTOUT_PRECOND_JACOBI,
-  CUTOUT_PRECOND_IC0  /* incomplete Cholesky, zero fill (default) */
+  CUTOUT_PRECOND_IC0, /* incomplete Cholesky, zero fill */
+  CUTOUT_PRECOND_CHOL /* sparse Cholesky of the whole system (default;
+                         falls back to IC0 when too large) */
 };
 
 /*
@@ -145,7 +147,12 @@ struct cutout__pcg_result {
   int iterations;
   double rel_residual;  /* ||r|| / ||b|| at the end */
   double shift;         /* diagonal shift the factorisation needed */
-  size_t factor_nnz;    /* entries of the IC(0) factor */
+  size_t factor_nnz;    /* entries of the factor (IC(0) or direct) */
+  int precond;          /* the preconditioner that produced x; for the
+                           direct solver NONE means it declined (too
+                           large, or no convergence): the caller falls
+                           back to IC(0) */
+  double factor_flops;  /* direct: flops of the factorisation */
   double t_setup, t_solve; /* seconds */
 };
 
@@ -160,6 +167,44 @@ struct cutout__pcg_result {
 cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
                           double *x, const struct cutout__pcg_params *p,
                           struct cutout__pcg_result *res, char *err);
+
+/*
+ * The direct solver (matting_chol.c): nested dissection of the band from
+ * its pixel geometry, multifrontal Cholesky on a team of threads.  a is
+ * the band's system in raster order (perm NULL).
+ */
+struct cutout__chol;
+cutout_status cutout__chol_analyze(const struct cutout__band *band,
+                                   const struct cutout__csr *a,
+                                   struct cutout__chol **out, char *err);
+/* Peak bytes the factorisation will need with nthreads threads. */
+size_t cutout__chol_bytes(const struct cutout__chol *c, int nthreads);
+double cutout__chol_flops(const struct cutout__chol *c);
+size_t cutout__chol_nnz(const struct cutout__chol *c);
+/* Factor a (the matrix analysed), with the smallest relative diagonal
+ * shift of a ladder that gives positive pivots (*shift; -1: none did).
+ * The factor does not depend on nthreads. */
+cutout_status cutout__chol_factor(struct cutout__chol *c,
+                                  const struct cutout__csr *a, int nthreads,
+                                  atomic_int *cancel, double *shift,
+                                  char *err);
+/* z = (L L')^-1 r (band order); w: n doubles, t: n doubles of scratch. */
+void cutout__chol_solve(const struct cutout__chol *c, const double *r,
+                        double *z, double *w, double *t);
+void cutout__chol_free(struct cutout__chol *c); /* NULL-safe */
+
+/*
+ * Solve a x = b by CG preconditioned with the direct factor, from x = 0,
+ * with pymatting's stopping rule, as cutout__pcg does.  When the factor
+ * would need more than max_bytes, or no shift gives one, or CG has not
+ * converged after a few hundred steps, res->precond is
+ * CUTOUT_PRECOND_NONE and x is not the solution: use cutout__pcg.
+ */
+cutout_status cutout__chol_pcg(const struct cutout__band *band,
+                               const struct cutout__csr *a, const double *b,
+                               double *x, const struct cutout__pcg_params *p,
+                               size_t max_bytes,
+                               struct cutout__pcg_result *res, char *err);
 
 /*
  * pymatting's estimate_foreground_ml(image / 255, alpha) with its defaults
@@ -185,6 +230,8 @@ struct cutout__matting_params {
                                 order, no separators) */
   size_t max_unknown;        /* refuse (fall back) above this many unknown
                                 pixels; 0 = default */
+  size_t max_direct_bytes;   /* the direct solver's memory cap (0 =
+                                default 1 GiB); above it IC(0)-PCG */
 };
 struct cutout__matting_params cutout__matting_default_params(void);
 

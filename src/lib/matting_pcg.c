@@ -491,7 +491,9 @@ cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
   s.b = b;
   s.x = x;
   s.prm = prm;
-  s.precond = prm->precond;
+  /* the direct solver is matting_chol.c's: here it means IC(0) */
+  s.precond = prm->precond == CUTOUT_PRECOND_CHOL ? CUTOUT_PRECOND_IC0
+                                                  : prm->precond;
   const struct cutout__pcg_layout *l = prm->layout;
   s.nb = l && l->nblocks ? l->nblocks : 1;
   s.ns = l && l->nblocks ? l->nseps : 0;
@@ -554,6 +556,7 @@ cutout_status cutout__pcg(const struct cutout__csr *a, const double *b,
   res->rel_residual = s.rel;
   res->converged = s.stop == 1;
   res->shift = s.shift;
+  res->precond = s.precond;
   if (s.precond == CUTOUT_PRECOND_IC0) res->factor_nnz = nlow;
   res->t_setup = s.t_setup - t0;
   res->t_solve = cutout__now() - s.t_setup;

@@ -530,6 +530,140 @@ static void test_pcg_direct(void **state)
   cutout_image_free(mask);
 }
 
+/* The direct solver (nested dissection + multifrontal Cholesky, then
+ * CG): the dense direct solution, to rounding; the same bytes for any
+ * number of threads; pymatting's semantics at the edges. */
+static void chol_case(const cutout_image *img, const cutout_image *mask,
+                      int erode)
+{
+  char err[CUTOUT_ERRMSG_MAX];
+  struct sys s;
+  build(img, mask, 240, 10, erode, NULL, &s);
+  const size_t n = s.band.n;
+  assert_true(n > 300 && n < 4000);
+  double *xd = direct_solve(&s.a, s.b);
+  double *x1 = malloc(n * sizeof *x1), *x2 = malloc(n * sizeof *x2);
+  struct cutout__pcg_params p = cutout__pcg_default_params();
+  struct cutout__pcg_result r;
+  p.precond = CUTOUT_PRECOND_CHOL;
+  p.nthreads = 1;
+  assert_int_equal(cutout__chol_pcg(&s.band, &s.a, s.b, x1, &p,
+                                    (size_t)1 << 30, &r, err),
+                   CUTOUT_OK);
+  assert_int_equal(r.precond, CUTOUT_PRECOND_CHOL);
+  assert_true(r.converged);
+  assert_true(r.factor_nnz > 0);
+  assert_true(rel_residual(&s.a, s.b, x1) < 1.01e-7);
+  double e = rel_err(x1, xd, n);
+  print_message("chol %zu unknowns: %d iteration(s), shift %g, factor %zu "
+                "entries, |x - x_direct| / |x_direct| = %.2e\n",
+                n, r.iterations, r.shift, r.factor_nnz, e);
+  /* the factor is exact (no drop): the first step is the solution */
+  assert_true(e < 1e-9);
+  assert_true(r.iterations <= 3);
+  for (int nt = 2; nt <= 4; nt++) {
+    p.nthreads = nt;
+    assert_int_equal(cutout__chol_pcg(&s.band, &s.a, s.b, x2, &p,
+                                      (size_t)1 << 30, &r, err),
+                     CUTOUT_OK);
+    assert_memory_equal(x1, x2, n * sizeof *x1);
+  }
+  /* too large for the cap: declined, IC(0) is the caller's fallback */
+  assert_int_equal(cutout__chol_pcg(&s.band, &s.a, s.b, x2, &p, 1, &r, err),
+                   CUTOUT_OK);
+  assert_int_equal(r.precond, CUTOUT_PRECOND_NONE);
+  assert_false(r.converged);
+  /* b = 0: never converges, as pymatting's cg() */
+  double *z = calloc(n, sizeof *z);
+  assert_int_equal(cutout__chol_pcg(&s.band, &s.a, z, x2, &p,
+                                    (size_t)1 << 30, &r, err),
+                   CUTOUT_OK);
+  assert_false(r.converged);
+  assert_int_equal(r.precond, CUTOUT_PRECOND_CHOL);
+  /* cancellation */
+  atomic_int c;
+  atomic_init(&c, 1);
+  p.cancel = &c;
+  assert_int_equal(cutout__chol_pcg(&s.band, &s.a, s.b, x2, &p,
+                                    (size_t)1 << 30, &r, err),
+                   CUTOUT_ECANCELED);
+  free(z);
+  free(x1);
+  free(x2);
+  free(xd);
+  sys_free(&s);
+}
+
+static void test_chol_direct(void **state)
+{
+  (void)state;
+  /* a ring-shaped band, as around a subject */
+  cutout_image *img = photo(48, 64, 25);
+  cutout_image *mask = disc_mask(48, 64, 24, 30, 12, 14);
+  chol_case(img, mask, 2);
+  cutout_image_free(img);
+  cutout_image_free(mask);
+  /* several blobs, cut by the image border, one with a flat colour (near-
+   * singular windows) and one-pixel gaps between parts of the band */
+  img = photo(90, 70, 15);
+  for (uint32_t y = 0; y < 30; y++)
+    memset(img->pixels + (size_t)y * img->stride, 90, 3 * 40);
+  cutout_image *m1 = disc_mask(90, 70, 5, 8, 10, 9);
+  cutout_image *m2 = disc_mask(90, 70, 70, 50, 8, 7);
+  for (size_t i = 0; i < (size_t)90 * 70; i++) {
+    if (m2->pixels[i] > m1->pixels[i]) m1->pixels[i] = m2->pixels[i];
+    if (i % 90 == 45) m1->pixels[i] = 0; /* a cut through the middle */
+  }
+  chol_case(img, m1, 1);
+  cutout_image_free(img);
+  cutout_image_free(m1);
+  cutout_image_free(m2);
+}
+
+/* The whole alpha_matting_cutout gives the same bytes on any number of
+ * threads (the solve's factor and sums, the foreground's pipeline). */
+static void test_matting_threads(void **state)
+{
+  (void)state;
+  const uint32_t w = 260, h = 190;
+  cutout_image *img = photo(w, h, 20);
+  cutout_image *m = disc_mask(w, h, 120, 90, 50, 30);
+  char err[CUTOUT_ERRMSG_MAX], warn[CUTOUT_ERRMSG_MAX];
+  cutout_image *o1 = NULL, *o2 = NULL;
+  struct cutout__matting_params p = cutout__matting_default_params();
+  struct cutout__matting_info info;
+  p.nthreads = 1;
+  assert_int_equal(cutout__alpha_matting(img, m, &p, &o1, &info, warn, err),
+                   CUTOUT_OK);
+  assert_non_null(o1);
+  assert_int_equal(info.pcg.precond, CUTOUT_PRECOND_CHOL);
+  assert_true(info.unknown > 8192);
+  for (int nt = 2; nt <= 3; nt++) {
+    p.nthreads = nt;
+    assert_int_equal(cutout__alpha_matting(img, m, &p, &o2, &info, warn, err),
+                     CUTOUT_OK);
+    assert_non_null(o2);
+    assert_memory_equal(o1->pixels, o2->pixels, (size_t)w * h * 4);
+    cutout_image_free(o2);
+  }
+  /* IC(0)-PCG (the fallback when the factor would be too large) lands
+   * within a unit of the direct solve */
+  p.nthreads = 2;
+  p.max_direct_bytes = 1;
+  assert_int_equal(cutout__alpha_matting(img, m, &p, &o2, &info, warn, err),
+                   CUTOUT_OK);
+  assert_non_null(o2);
+  assert_int_equal(info.pcg.precond, CUTOUT_PRECOND_IC0);
+  for (size_t i = 0; i < (size_t)w * h; i++) {
+    int d = o1->pixels[4 * i + 3] - o2->pixels[4 * i + 3];
+    assert_true(d >= -1 && d <= 1);
+  }
+  cutout_image_free(o2);
+  cutout_image_free(o1);
+  cutout_image_free(img);
+  cutout_image_free(m);
+}
+
 /* ------------------------------------------------------------- fallbacks */
 
 static void expect_fallback(const cutout_image *img, const cutout_image *mask,
@@ -760,27 +894,24 @@ static void memory_child(int fd)
       cutout__band_build(tri, w, h, &band, err))
     _exit(3);
   size_t n = band.n;
-  uint32_t *perm = malloc(n * sizeof *perm);
   double *b = malloc(n * sizeof *b), *x = malloc(n * sizeof *x);
-  struct cutout__pcg_layout l;
   struct cutout__csr a;
   struct cutout__pcg_result r;
-  if (!perm || !b || !x || cutout__matting_order(&band, 8, perm, &l, err) ||
-      cutout__matting_system(img, tri, &band, perm, 1e-7, 2, &a, b, err))
+  if (!b || !x ||
+      cutout__matting_system(img, tri, &band, NULL, 1e-7, 2, &a, b, err))
     _exit(4);
   struct cutout__pcg_params pp = p.pcg;
-  pp.layout = &l;
   pp.nthreads = 2;
-  if (cutout__pcg(&a, b, x, &pp, &r, err) || !r.converged) _exit(5);
+  if (cutout__chol_pcg(&band, &a, b, x, &pp, (size_t)1 << 30, &r, err) ||
+      !r.converged || r.precond != CUTOUT_PRECOND_CHOL)
+    _exit(5);
   long solve_kb = maxrss_kb() - base;
   double t1 = cutout__now();
   free(tri);
-  free(perm);
   free(b);
   free(x);
   cutout__band_free(&band);
   cutout__csr_free(&a);
-  cutout__pcg_layout_free(&l);
   /* the whole alpha_matting_cutout */
   cutout_image *out = NULL;
   struct cutout__matting_info info;
@@ -840,6 +971,8 @@ int main(void)
       cmocka_unit_test(test_laplacian_dense),
       cmocka_unit_test(test_order),
       cmocka_unit_test(test_pcg_direct),
+      cmocka_unit_test(test_chol_direct),
+      cmocka_unit_test(test_matting_threads),
       cmocka_unit_test(test_fallbacks),
       cmocka_unit_test(test_foreground_exact),
       cmocka_unit_test(test_foreground_threads),
