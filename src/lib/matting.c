@@ -375,6 +375,7 @@ oom:
 struct window {
   double mean[3];
   double m00, m01, m02, m11, m12, m22;
+  double d[3][9]; /* pixel - mean by channel, pixels in raster order */
 };
 
 struct system_job {
@@ -412,10 +413,50 @@ static int share_axis(long a, long b, long n)
   return lo <= hi;
 }
 
+/* image / 255.0 as pymatting divides it: each quotient folded by the
+ * compiler (correctly rounded, as the division at run time), so a lookup
+ * replaces a division in the Laplacian's innermost loop. */
+#define V(v) ((v) / 255.0)
+static const double U8_UNIT[256] = {
+    V(0), V(1), V(2), V(3), V(4), V(5), V(6), V(7),
+    V(8), V(9), V(10), V(11), V(12), V(13), V(14), V(15),
+    V(16), V(17), V(18), V(19), V(20), V(21), V(22), V(23),
+    V(24), V(25), V(26), V(27), V(28), V(29), V(30), V(31),
+    V(32), V(33), V(34), V(35), V(36), V(37), V(38), V(39),
+    V(40), V(41), V(42), V(43), V(44), V(45), V(46), V(47),
+    V(48), V(49), V(50), V(51), V(52), V(53), V(54), V(55),
+    V(56), V(57), V(58), V(59), V(60), V(61), V(62), V(63),
+    V(64), V(65), V(66), V(67), V(68), V(69), V(70), V(71),
+    V(72), V(73), V(74), V(75), V(76), V(77), V(78), V(79),
+    V(80), V(81), V(82), V(83), V(84), V(85), V(86), V(87),
+    V(88), V(89), V(90), V(91), V(92), V(93), V(94), V(95),
+    V(96), V(97), V(98), V(99), V(100), V(101), V(102), V(103),
+    V(104), V(105), V(106), V(107), V(108), V(109), V(110), V(111),
+    V(112), V(113), V(114), V(115), V(116), V(117), V(118), V(119),
+    V(120), V(121), V(122), V(123), V(124), V(125), V(126), V(127),
+    V(128), V(129), V(130), V(131), V(132), V(133), V(134), V(135),
+    V(136), V(137), V(138), V(139), V(140), V(141), V(142), V(143),
+    V(144), V(145), V(146), V(147), V(148), V(149), V(150), V(151),
+    V(152), V(153), V(154), V(155), V(156), V(157), V(158), V(159),
+    V(160), V(161), V(162), V(163), V(164), V(165), V(166), V(167),
+    V(168), V(169), V(170), V(171), V(172), V(173), V(174), V(175),
+    V(176), V(177), V(178), V(179), V(180), V(181), V(182), V(183),
+    V(184), V(185), V(186), V(187), V(188), V(189), V(190), V(191),
+    V(192), V(193), V(194), V(195), V(196), V(197), V(198), V(199),
+    V(200), V(201), V(202), V(203), V(204), V(205), V(206), V(207),
+    V(208), V(209), V(210), V(211), V(212), V(213), V(214), V(215),
+    V(216), V(217), V(218), V(219), V(220), V(221), V(222), V(223),
+    V(224), V(225), V(226), V(227), V(228), V(229), V(230), V(231),
+    V(232), V(233), V(234), V(235), V(236), V(237), V(238), V(239),
+    V(240), V(241), V(242), V(243), V(244), V(245), V(246), V(247),
+    V(248), V(249), V(250), V(251), V(252), V(253), V(254), V(255),
+};
+#undef V
+
 static inline double px(const cutout_image *im, long x, long y, int c)
 {
-  return im->pixels[(size_t)y * im->stride + (size_t)x * im->channels + c] /
-         255.0;
+  return U8_UNIT[im->pixels[(size_t)y * im->stride +
+                            (size_t)x * im->channels + c]];
 }
 
 static void window_stats(const cutout_image *im, long cx, long cy, double eps,
@@ -430,6 +471,8 @@ static void window_stats(const cutout_image *im, long cx, long cy, double eps,
     for (int k = 0; k < 9; k++)
       cc[k][ch] = px(im, cx + k % 3 - 1, cy + k / 3 - 1, ch) - wd->mean[ch];
   }
+  for (int k = 0; k < 9; k++)
+    for (int ch = 0; ch < 3; ch++) wd->d[ch][k] = cc[k][ch];
   double a00 = eps, a01 = 0.0, a02 = 0.0, a11 = eps, a12 = 0.0, a22 = eps;
   for (int k = 0; k < 9; k++) {
     a00 += cc[k][0] * cc[k][0];
@@ -567,27 +610,24 @@ static void system_fill(void *arg, size_t begin, size_t end)
     long xi = band->x[i];
     double sl[25] = {0};
     uint32_t touched = 0;
-    double ci[3];
     for (long cy = yi - 1; cy <= yi + 1; cy++) {
       if (cy < 1 || cy > h - 2) continue;
       for (long cx = xi - 1; cx <= xi + 1; cx++) {
         if (cx < 1 || cx > w - 2) continue;
         const struct window *wd = wcache_get(&wc, im, cx, cy, j->eps);
-        for (int ch = 0; ch < 3; ch++)
-          ci[ch] = px(im, xi, yi, ch) - wd->mean[ch];
-        double c0 = wd->m00 * ci[0] + wd->m01 * ci[1] + wd->m02 * ci[2];
-        double c1 = wd->m01 * ci[0] + wd->m11 * ci[1] + wd->m12 * ci[2];
-        double c2 = wd->m02 * ci[0] + wd->m12 * ci[1] + wd->m22 * ci[2];
-        for (long yj = cy - 1; yj <= cy + 1; yj++)
-          for (long xj = cx - 1; xj <= cx + 1; xj++) {
-            double t = c0 * (px(im, xj, yj, 0) - wd->mean[0]) +
-                       c1 * (px(im, xj, yj, 1) - wd->mean[1]) +
-                       c2 * (px(im, xj, yj, 2) - wd->mean[2]);
-            double v = (xj == xi && yj == yi ? 1.0 : 0.0) - (1 + t) / 9;
-            int s = (int)((yj - yi + 2) * 5 + (xj - xi + 2));
-            sl[s] += v;
-            touched |= 1u << s;
-          }
+        const int ki = (int)((yi - cy + 1) * 3 + (xi - cx + 1));
+        const double i0 = wd->d[0][ki], i1 = wd->d[1][ki], i2 = wd->d[2][ki];
+        const double c0 = wd->m00 * i0 + wd->m01 * i1 + wd->m02 * i2;
+        const double c1 = wd->m01 * i0 + wd->m11 * i1 + wd->m12 * i2;
+        const double c2 = wd->m02 * i0 + wd->m12 * i1 + wd->m22 * i2;
+        /* the window's 3x3 pixels in the 5x5 stencil, from (s0 % 5,
+         * s0 / 5) */
+        const int s0 = (int)((cy - yi + 1) * 5 + (cx - xi + 1));
+        for (int k = 0; k < 9; k++) {
+          double t = c0 * wd->d[0][k] + c1 * wd->d[1][k] + c2 * wd->d[2][k];
+          sl[s0 + k / 3 * 5 + k % 3] += (k == ki ? 1.0 : 0.0) - (1 + t) / 9;
+        }
+        touched |= 0x1CE7u << s0; /* bits 0-2, 5-7, 10-12 */
       }
     }
     /* Emit the row in column order; known foreground neighbours go to the
