@@ -221,10 +221,34 @@ static struct chain nd_build(struct nd *b, size_t lo, size_t hi)
   return (struct chain){id, id};
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Sort v[0, n) ascending: boundaries are short (tens to hundreds) and
+ * arrive in runs (each child's boundary is sorted), where insertion sort
+ * beats qsort's indirect comparisons; long ones are split first. */
+static void sort_u32(uint32_t *v, size_t n)
 {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return (x > y) - (x < y);
+  while (n > 48) { /* quicksort step on the median of three, then loop */
+    uint32_t a = v[0], b = v[n / 2], c = v[n - 1];
+    uint32_t piv = a < b ? (b < c ? b : a < c ? c : a)
+                         : (a < c ? a : b < c ? c : b);
+    size_t i = 0, j = n - 1;
+    for (;;) {
+      while (v[i] < piv) i++;
+      while (v[j] > piv) j--;
+      if (i >= j) break;
+      uint32_t t = v[i];
+      v[i++] = v[j];
+      v[j--] = t;
+    }
+    sort_u32(v, j + 1);
+    v += j + 1;
+    n -= j + 1;
+  }
+  for (size_t i = 1; i < n; i++) {
+    uint32_t t = v[i];
+    size_t k = i;
+    for (; k > 0 && v[k - 1] > t; k--) v[k] = v[k - 1];
+    v[k] = t;
+  }
 }
 
 /* The boundary of every node, the panel offsets, the cost.  -1 out of
@@ -289,7 +313,7 @@ static int symbolic(struct cutout__chol *c, const struct cutout__csr *a)
 #undef PUSH
     nd->bofs = start;
     nd->nb = (uint32_t)(nb_total - start);
-    qsort(c->bnd + start, nd->nb, sizeof *c->bnd, cmp_u32);
+    sort_u32(c->bnd + start, nd->nb);
     nd->lofs = lofs;
     const double nv = nd->nv, nb = nd->nb;
     const size_t m = (size_t)nd->nv + nd->nb;
