@@ -10,8 +10,11 @@
  *               L_U x = -R * is_fg_K, assembled exactly as pymatting's
  *               cf_laplacian sums it, but only for windows that touch the
  *               band (memory is proportional to the band, not the image)
- *   pcg         preconditioned conjugate gradients, pymatting's stopping
- *               rule (||r|| < rtol ||b||), multithreaded and deterministic
+ *   chol        the solve: nested dissection of the band, multifrontal
+ *               Cholesky, CG with pymatting's stopping rule (||r|| < rtol
+ *               ||b||); multithreaded, the same bytes for any thread count
+ *   pcg         IC(0)-preconditioned CG on a strip order: the fallback
+ *               when the direct factor would be too large
  *   foreground  estimate_foreground_ml with numba's float32/float64 mix
  *
  * Everything here is library-internal; unit tests call it directly.
