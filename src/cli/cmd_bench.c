@@ -1262,6 +1262,15 @@ int cmd_bench(int argc, char **argv)
         ndirfiles = 0;
       }
     }
+    /* files was sized for argv: make room for the folder's images */
+    const char **more = ndirfiles
+        ? realloc(files, (size_t)(b.nfiles + ndirfiles) * sizeof *files)
+        : files;
+    if (!more) {
+      cli_error("out of memory");
+      goto done;
+    }
+    files = more;
     for (int i = 0; i < ndirfiles; i++) files[b.nfiles++] = dirfiles[i];
   }
   if (b.nfiles > b.runs) b.nfiles = b.runs; /* only those are ever used */

@@ -145,6 +145,14 @@ if command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null; then
   "$BIN" bench "${QB[@]}" --json --cpus 0 --only auto-latency,auto-throughput >"$T/out" 2>"$T/err"
   check "bench --cpus" "d['cpus'] == '0' and all(c['escaped'] is None for c in d['configs'])"
 fi
+# no IMAGE: the images come from a folder (more of them than arguments;
+# this once overflowed the file list)
+mkdir -p "$T/imgs"
+for k in $(seq 16); do cp "$T/in.png" "$T/imgs/in$k.png"; done
+if CUTOUT_BENCH_IMAGES="$T/imgs" "$BIN" bench -m "$HEAVY" --runs 16 --rounds 1 --warmup 0 \
+     --wait-quiet 0 --only auto-latency >"$T/out" 2>"$T/err" &&
+   grep -q "^auto-latency" "$T/out"; then ok
+else bad "bench images from a folder"; cat "$T/out" "$T/err"; fi
 expect_err cpus "not available to this process" -- "$BIN" bench "${QB[@]}" --cpus 1023
 "$BIN" bench "${QB[@]}" --quota 1 --only auto-latency >"$T/out" 2>"$T/err"
 rc=$?
