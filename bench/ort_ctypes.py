@@ -6,7 +6,6 @@ that cutout uses, with ORT's default session options, as rembg's
 the OrtApi struct in the shipped header."""
 import ctypes as C
 import os
-import re
 
 import numpy as np
 
@@ -15,30 +14,14 @@ ORT = os.environ.get("CUTOUT_ORT", os.path.join(HERE, "..", ".deps", "onnxruntim
 
 
 def _slots(header):
-    src = open(header).read()
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    src = re.sub(r"//[^\n]*", "", src)
-    body = src[src.index("struct OrtApi {"):]
-    depth, end = 0, 0
-    for i, ch in enumerate(body):
-        if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                end = i
-                break
-    body = body[:end]
-    names = []
-    for m in re.finditer(r"ORT_API2_STATUS\(\s*(\w+)|ORT_CLASS_RELEASE2?\(\s*(\w+)\s*\)|"
-                         r"ORT_API_CALL\s*\*\s*(\w+)\s*\)", body):
-        if m.group(1):
-            names.append(m.group(1))
-        elif m.group(2):
-            names.append("Release" + m.group(2))
-        else:
-            names.append(m.group(3))
-    return {n: i for i, n in enumerate(names)}
+    """Function slots of the OrtApi struct, by name: the shim's parser (one
+    parser for both; it also counts the ORT_API_T entries)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "_ort_shim", os.path.join(HERE, "onnxruntime_shim", "onnxruntime", "__init__.py"))
+    shim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shim)
+    return shim._parse_slots(header)
 
 
 class Ort:
