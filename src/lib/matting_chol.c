@@ -531,6 +531,24 @@ static double *scratch_pack(struct scratch *s, size_t need)
  * (i, j) at c[i + j * ldc], only i >= j touched), P is rows x kc (entry
  * (i, k) at p[i + k * ldp]); C's column j pairs with P's row j.
  */
+/* Rows [0, n) of P (rows x kc, entry (i, k) at p[i + k * ldp]) packed
+ * into panels of w rows, k-major inside a panel, zero-padded to np rows:
+ * the layout the micro-kernels read. */
+static void pack_panels(double *dst, const double *p, size_t ldp, size_t n,
+                        size_t np, size_t w, size_t kc)
+{
+  for (size_t ib = 0; ib < np; ib += w) {
+    double *d = dst + ib * kc;
+    const size_t h = n - ib < w ? n - ib : w;
+    for (size_t k = 0; k < kc; k++, d += w) {
+      const double *src = p + ib + k * ldp;
+      size_t i = 0;
+      for (; i < h; i++) d[i] = src[i];
+      for (; i < w; i++) d[i] = 0.0;
+    }
+  }
+}
+
 static int syrk_lower(const struct kern *kn, struct scratch *s, double *c,
                       size_t ldc, size_t rows, size_t cols, const double *p,
                       size_t ldp, size_t kc)
@@ -541,26 +559,8 @@ static int syrk_lower(const struct kern *kn, struct scratch *s, double *c,
   double *ap = scratch_pack(s, (rp + cp) * kc);
   if (!ap) return -1;
   double *bp = ap + rp * kc;
-  for (size_t ib = 0; ib < rp; ib += mr) {
-    double *d = ap + ib * kc;
-    const size_t h = rows - ib < mr ? rows - ib : mr;
-    for (size_t k = 0; k < kc; k++, d += mr) {
-      const double *src = p + ib + k * ldp;
-      size_t i = 0;
-      for (; i < h; i++) d[i] = src[i];
-      for (; i < mr; i++) d[i] = 0.0;
-    }
-  }
-  for (size_t jb = 0; jb < cp; jb += nr) {
-    double *d = bp + jb * kc;
-    const size_t wd = cols - jb < nr ? cols - jb : nr;
-    for (size_t k = 0; k < kc; k++, d += nr) {
-      const double *src = p + jb + k * ldp;
-      size_t j = 0;
-      for (; j < wd; j++) d[j] = src[j];
-      for (; j < nr; j++) d[j] = 0.0;
-    }
-  }
+  pack_panels(ap, p, ldp, rows, rp, mr, kc);
+  pack_panels(bp, p, ldp, cols, cp, nr, kc);
   for (size_t jb = 0; jb < cols; jb += nr) {
     const size_t wd = cols - jb < nr ? cols - jb : nr;
     for (size_t ib = jb / mr * mr; ib < rows; ib += mr) {
