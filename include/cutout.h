@@ -357,6 +357,9 @@ typedef enum cutout_compiled {
 CUTOUT_API cutout_compiled cutout_model_compiled(const cutout_model *m,
                                                  const char **path,
                                                  const char **note);
+/* The state in words: "from the .onnx", "mapped from the cache", ...
+ * (transfer none) */
+CUTOUT_API const char *cutout_compiled_str(cutout_compiled s);
 
 /* The model registry: one row per rembg model name. */
 typedef struct cutout_model_info {

@@ -80,12 +80,10 @@ int cmd_config(int argc, char **argv)
   }
   fputs(text, stdout);
   if (model && !json) {
-    static const char *const how[] = {"from the .onnx", "mapped from the cache",
-                                      "compiled now, then mapped",
-                                      "from the .onnx (cache not usable)"};
     const char *path = "", *note = "";
     cutout_compiled cs = cutout_model_compiled(model, &path, &note);
-    printf("  model %-15s %s%s%s%s%s\n", cutout_model_name(model), how[cs],
+    printf("  model %-15s %s%s%s%s%s\n", cutout_model_name(model),
+           cutout_compiled_str(cs),
            *path ? ": " : "", path, *note ? "; " : "", note);
   }
   rc = fflush(stdout) == 0 ? 0 : 1;

@@ -265,15 +265,13 @@ finished:
     cutout_stage_times t = cutout_ctx_times(ctx);
     double rd, vf, ss;
     cutout_model_load_times(model, &rd, &vf, &ss);
-    static const char *const compiled[] = {"off", "cached", "compiled now",
-                                           "not cached"};
     const char *note = "";
     cutout_compiled cs = cutout_model_compiled(model, NULL, &note);
     if (o.stats == 1)
       fprintf(stderr, "stats: process start %.3fs  engine %.3fs  model read "
               "%.3fs  checksum %.3fs  session %.3fs (%s%s%s)\n",
               process_start_seconds(), t1 - t0 - t.wall[CUTOUT_STAGE_DECODE],
-              rd, vf, ss, compiled[cs], *note ? ": " : "", note);
+              rd, vf, ss, cutout_compiled_str(cs), *note ? ": " : "", note);
     cli_stats_print(stderr, &t, 1, cli_now() - t0, o.stats == 2);
   }
   rc = 0;

@@ -78,12 +78,14 @@ int cutout__compiled_dir(const cutout_model_params *p, char *out, size_t cap)
   return n < 0 || (size_t)n >= cap ? -1 : 0;
 }
 
-/* mkdir -p, 0755, then check the folder is ours alone to write in. */
+/* The folder, made (mkdir -p, 0755) when it is missing, and checked to
+ * be ours alone to write in. */
 static int cache_folder(const char *dir, char *why, size_t whylen)
 {
   char tmp[PATH_MAX];
   struct stat st;
   snprintf(tmp, sizeof tmp, "%s", dir);
+  if (stat(dir, &st) == 0) goto check; /* every load but the first */
   for (char *s = tmp + 1; *s; s++) {
     if (*s != '/') continue;
     *s = 0;
@@ -92,6 +94,7 @@ static int cache_folder(const char *dir, char *why, size_t whylen)
   }
   if (mkdir(tmp, 0755) != 0 && errno != EEXIST) goto sys;
   if (stat(dir, &st) != 0) goto sys;
+check:
   if (!S_ISDIR(st.st_mode)) {
     snprintf(why, whylen, "cache folder %s is not a folder", dir);
     return -1;
@@ -507,7 +510,7 @@ cutout_status cutout__compiled_session(cutout_engine *e,
   uint8_t *wide = NULL;
   size_t wide_len = 0;
   cutout_status st;
-  int r, remember = 0;
+  int r, remember = 0, rewritten = 0;
   memset(c, 0, sizeof *c);
   c->state = CUTOUT_COMPILED_OFF;
   unsigned asked = CUTOUT_REWRITE_FIRST_OUTPUT, done;
@@ -558,18 +561,21 @@ cutout_status cutout__compiled_session(cutout_engine *e,
   }
 
   /* Build from the rewrite; when ORT refuses that, from the model as it
-   * is, in case the rewrite is to blame. */
+   * is, in case the rewrite is to blame (and then without it for good). */
   done = asked;
   rewrite(&done, bytes, len, &wide, &wide_len, c);
+  rewritten = 1;
   r = build(e, providers, wide ? (const void *)wide : bytes,
             wide ? wide_len : len, c, dir, prefix, why, sizeof why);
   if (r == STEP_REFUSED && wide) {
     add_note(c, "model as it is: the rewrite did not load: ", why);
+    free(wide);
+    wide = NULL;
     r = build(e, providers, bytes, len, c, dir, prefix, why, sizeof why);
   }
-  free(wide); /* the session maps the saved file: no copy stays behind */
-  wide = NULL;
   if (r == STEP_OK) {
+    free(wide); /* the session maps the saved file: no copy stays behind */
+    wide = NULL;
     r = load_cached(e, providers, c, out, why, sizeof why);
     if (r == STEP_OK) {
       c->state = CUTOUT_COMPILED_BUILT;
@@ -583,8 +589,10 @@ cutout_status cutout__compiled_session(cutout_engine *e,
   remember = r == STEP_REFUSED;
 
 plain:
-  done = asked;
-  rewrite(&done, bytes, len, &wide, &wide_len, c);
+  if (!rewritten) {
+    done = asked;
+    rewrite(&done, bytes, len, &wide, &wide_len, c);
+  }
   st = plain_session(e, providers, bytes, len, wide, wide_len, out, c, what,
                      err);
   free(wide);

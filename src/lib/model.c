@@ -772,4 +772,12 @@ cutout_compiled cutout_model_compiled(const cutout_model *m, const char **path,
   if (note) *note = m ? m->compiled.note : "";
   return m ? m->compiled.state : CUTOUT_COMPILED_OFF;
 }
+const char *cutout_compiled_str(cutout_compiled s)
+{
+  static const char *const words[] = {
+      "from the .onnx", "mapped from the cache", "compiled now, then mapped",
+      "from the .onnx (cache not usable)"};
+  return (unsigned)s < sizeof words / sizeof words[0] ? words[s] : "unknown";
+}
+
 const char *cutout_model_file(const cutout_model *m) { return m ? m->path : ""; }
